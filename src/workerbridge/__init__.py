@@ -1,0 +1,95 @@
+"""workerbridge: move CPU-heavy and blocking work onto a self-healing pool of workers.
+
+The package has two tiers. Private modules hold the code, one folder per layer, imports
+only pointing down::
+
+    _pool/       WorkerPool, queue, scheduler, supervisor, handles, statistics
+    _backends/   process (default), thread (fallback), inline (tests)
+    _worker/     what runs inside a worker: loop, task runner, current_task(), registry
+    _transport/  pipes (and, later, shared memory)
+    _protocol/   typed messages and framing: pure data, no I/O
+    _exceptions  the error tree
+
+This module re-exports the public names and rewrites their ``__module__`` so tracebacks and
+pickles say ``workerbridge.X``.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import (
+    DeadlineExceededError as DeadlineExceededError,
+    PoolBrokenError as PoolBrokenError,
+    PoolClosedError as PoolClosedError,
+    PoolError as PoolError,
+    ProtocolError as ProtocolError,
+    QueueFullError as QueueFullError,
+    RemoteTaskError as RemoteTaskError,
+    RemoteTraceback as RemoteTraceback,
+    SerializationError as SerializationError,
+    TaskCancelledError as TaskCancelledError,
+    TaskError as TaskError,
+    TaskTimeoutError as TaskTimeoutError,
+    ValidationError as ValidationError,
+    WorkerBridgeError as WorkerBridgeError,
+    WorkerCrashedError as WorkerCrashedError,
+)
+from ._pool import (
+    MapIterator as MapIterator,
+    Percentiles as Percentiles,
+    PoolStats as PoolStats,
+    ProgressInfo as ProgressInfo,
+    TaskHandle as TaskHandle,
+    WorkerPool as WorkerPool,
+    WorkerStats as WorkerStats,
+)
+from ._worker import (
+    TaskContext as TaskContext,
+    current_task as current_task,
+    operation as operation,
+    register_channel as register_channel,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DeadlineExceededError",
+    "MapIterator",
+    "Percentiles",
+    "PoolBrokenError",
+    "PoolClosedError",
+    "PoolError",
+    "PoolStats",
+    "ProgressInfo",
+    "ProtocolError",
+    "QueueFullError",
+    "RemoteTaskError",
+    "RemoteTraceback",
+    "SerializationError",
+    "TaskCancelledError",
+    "TaskContext",
+    "TaskError",
+    "TaskHandle",
+    "TaskTimeoutError",
+    "ValidationError",
+    "WorkerBridgeError",
+    "WorkerCrashedError",
+    "WorkerPool",
+    "WorkerStats",
+    "current_task",
+    "operation",
+    "register_channel",
+]
+
+
+def _fixup_module_metadata() -> None:
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("workerbridge._"):
+            try:
+                obj.__module__ = __name__
+            except (AttributeError, TypeError):
+                pass
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata

@@ -1,0 +1,267 @@
+"""The default backend: one operating-system process per worker.
+
+Each worker has two pipes (requests in, replies out), a shared control block, and the
+pool-wide "alive" pipe whose EOF tells it the parent is gone. The parent never blocks
+writing to a worker: requests are written without blocking and any rest is finished by the
+reactor when the pipe drains, so a worker that is busy (or dead) cannot stall the others.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from .._exceptions import ProtocolError
+from .._protocol import FrameEncoder, FromWorker, ToWorker, from_worker_decoder
+from .._transport import enlarge_pipe, take_fd
+from .._worker import ControlBlock
+from .._worker._control import SLOTS
+from .._worker._main import EXIT_BOOT_FAILED, WorkerConfig, worker_main
+from ._base import BackendOptions, ExitReason, WorkerEvents, WorkerExit
+from ._reactor import Reactor
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+__all__ = ["ProcessBackend", "ProcessWorker", "default_start_method"]
+
+_READ_SIZE = 1 << 20
+SUPPORTED_START_METHODS = ("forkserver", "spawn")
+
+
+def default_start_method() -> str:
+    """forkserver where the platform has it (fast starts, no inherited state), else spawn."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class ProcessWorker:
+    """The parent's side of one worker process."""
+
+    def __init__(
+        self,
+        backend: ProcessBackend,
+        worker_id: int,
+        events: WorkerEvents,
+    ) -> None:
+        self._backend = backend
+        self._events = events
+        self._worker_id = worker_id
+        ctx = backend.context
+        self._array: Any = ctx.RawArray("q", SLOTS)  # type: ignore[attr-defined]
+        self._control = ControlBlock(memoryview(self._array))
+        req_r, req_w = ctx.Pipe(duplex=False)
+        resp_r, resp_w = ctx.Pipe(duplex=False)
+        self._process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(req_r, resp_w, backend.alive_reader, self._array, backend.config),
+            name=f"workerbridge-worker-{worker_id}",
+            daemon=True,
+        )
+        try:
+            self._process.start()
+        except BaseException:
+            for conn in (req_r, req_w, resp_r, resp_w):
+                conn.close()
+            raise
+        finally:
+            req_r.close()
+            resp_w.close()
+        self._pid: int | None = self._process.pid
+        self._in_fd = take_fd(req_w)
+        self._out_fd = take_fd(resp_r)
+        self._sentinel = self._process.sentinel
+        enlarge_pipe(self._in_fd)
+        os.set_blocking(self._in_fd, False)
+        self._encoder = FrameEncoder(backend.options.max_message_bytes)
+        self._decoder = from_worker_decoder(backend.options.max_message_bytes)
+        self._lock = threading.Lock()
+        self._pending = bytearray()
+        self._writer_armed = False
+        self._closed = False
+        self._kill_requested = False
+        self._protocol_error: str | None = None
+        self._boot_error = False
+        reactor = backend.reactor
+        reactor.add_reader(self._out_fd, self._on_readable)
+        reactor.add_reader(self._sentinel, self._on_sentinel)
+
+    # -- the Worker protocol -------------------------------------------------------------
+    @property
+    def worker_id(self) -> int:
+        return self._worker_id
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    @property
+    def control(self) -> ControlBlock:
+        return self._control
+
+    def send(self, messages: Sequence[ToWorker]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            encode_into = self._encoder.encode_into
+            for message in messages:
+                encode_into(message, self._pending)
+            self._drain_locked()
+
+    def kill(self) -> None:
+        with self._lock:
+            if self._closed or self._kill_requested:
+                return
+            self._kill_requested = True
+        try:
+            os.kill(self._pid or 0, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def heartbeat_age(self, now_ns: int) -> float:
+        return (now_ns - self._control.last_beat_ns()) / 1e9
+
+    # -- writing -------------------------------------------------------------------------
+    def _drain_locked(self) -> None:
+        pending = self._pending
+        while pending:
+            try:
+                written = os.write(self._in_fd, pending)
+            except BlockingIOError:
+                if not self._writer_armed:
+                    self._writer_armed = True
+                    self._backend.reactor.add_writer(self._in_fd, self._on_writable)
+                return
+            except OSError:
+                # The worker is gone (EPIPE); its sentinel reports the exit.
+                pending.clear()
+                break
+            del pending[:written]
+        if self._writer_armed:
+            self._writer_armed = False
+            self._backend.reactor.remove_writer(self._in_fd)
+
+    def _on_writable(self, fd: int) -> None:
+        with self._lock:
+            if not self._closed:
+                self._drain_locked()
+
+    # -- reading -------------------------------------------------------------------------
+    def _on_readable(self, fd: int) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._backend.reactor.remove_reader(fd)
+            return
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
+        if self._protocol_error is not None:
+            return
+        try:
+            messages: list[FromWorker] = self._decoder.feed(data)
+        except ProtocolError as exc:
+            self._protocol_error = str(exc)
+            self.kill()
+            return
+        if messages:
+            for message in messages:
+                if type(message).__name__ == "Ready" and message.error is not None:  # type: ignore[union-attr]
+                    self._boot_error = True
+            self._events.on_messages(self, messages)
+
+    def _on_sentinel(self, fd: int) -> None:
+        reactor = self._backend.reactor
+        reactor.remove_reader(fd)
+        reactor.remove_reader(self._out_fd)
+        # Read what the worker wrote before it died, to EOF, so a reply sent just before the
+        # crash is delivered exactly once (and before the exit is reported).
+        os.set_blocking(self._out_fd, False)
+        while True:
+            try:
+                data = os.read(self._out_fd, _READ_SIZE)
+            except OSError:
+                break
+            if not data:
+                break
+            self._deliver(data)
+        self._process.join(1.0)
+        exitcode = self._process.exitcode
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+            if self._writer_armed:
+                self._writer_armed = False
+                reactor.remove_writer(self._in_fd)
+        reason: ExitReason
+        if self._protocol_error is not None:
+            reason = "protocol"
+        elif self._boot_error or exitcode == EXIT_BOOT_FAILED:
+            reason = "boot"
+        elif self._kill_requested:
+            reason = "killed"
+        elif exitcode == 0:
+            reason = "stopped"
+        else:
+            reason = "died"
+        exit = WorkerExit(self._pid, exitcode, reason, detail=self._protocol_error or "")
+        try:
+            self._events.on_exit(self, exit)
+        finally:
+            os.close(self._in_fd)
+            os.close(self._out_fd)
+            self._process.close()
+            self._control.release()
+
+
+class ProcessBackend:
+    """Workers are processes started with ``forkserver`` (default on Linux) or ``spawn``.
+
+    ``fork`` is refused: the pool runs threads, and forking a threaded process can deadlock
+    the child (Python 3.12 warns about it); forked workers would also inherit every other
+    worker's pipes and miss the parent's death.
+    """
+
+    name = "process"
+
+    def __init__(self, options: BackendOptions, start_method: str | None = None) -> None:
+        method = start_method or default_start_method()
+        if method not in SUPPORTED_START_METHODS:
+            raise ValueError(
+                f"start_method={method!r} is not supported; use one of {SUPPORTED_START_METHODS}"
+            )
+        self.start_method = method
+        self.options = options
+        self.context: BaseContext = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Preloading our worker module makes each fork start with it imported.
+            self.context.set_forkserver_preload(["__main__", "workerbridge._worker._main"])  # type: ignore[attr-defined]
+        initializer = b""
+        if options.initializer is not None:
+            initializer = cloudpickle.dumps((options.initializer, options.initargs))
+        self.config = WorkerConfig(
+            debug=options.debug,
+            heartbeat_interval=options.heartbeat_interval,
+            max_message_bytes=options.max_message_bytes,
+            initializer=initializer,
+        )
+        self.alive_reader, self._alive_writer = self.context.Pipe(duplex=False)
+        self.reactor = Reactor()
+
+    def start_worker(self, worker_id: int, events: WorkerEvents) -> ProcessWorker:
+        return ProcessWorker(self, worker_id, events)
+
+    def close(self) -> None:
+        self._alive_writer.close()
+        self.reactor.close()
+        self.alive_reader.close()

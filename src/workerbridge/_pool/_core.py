@@ -1,0 +1,790 @@
+"""The pool's state machine: one lock, three kinds of callers, effects carried out unlocked.
+
+```
+ submit()/cancel()  ---+                        +--> worker.send([Request])   (unlocked)
+ (any thread)          |                        |
+ I/O thread:           +--> [ lock: queue,  ----+--> worker.kill()
+   on_messages/on_exit |     slots, tasks ]     |
+ supervisor thread:  --+   decide, record       +--> handle.set_result / progress callbacks
+   timers, deadlines,                                (unlocked, after sends)
+   heartbeats, respawn
+```
+
+Invariant: a task's terminal state is decided under the lock, by whichever path gets there
+first (result, error, cancel, timeout, crash, close); only that path resolves its handle.
+Everything that can block or run user code (writes, kills, callbacks, unpickling results)
+happens after the lock is released, so neither a slow callback nor a full pipe can stall the
+pool's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import pickle
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from .._backends import Backend, Worker, WorkerExit
+from .._exceptions import (
+    DeadlineExceededError,
+    PoolBrokenError,
+    PoolClosedError,
+    RemoteTaskError,
+    RemoteTraceback,
+    SerializationError,
+    TaskCancelledError,
+    TaskTimeoutError,
+    WorkerCrashedError,
+)
+from .._protocol import ErrorInfo, FromWorker, Progress, Ready, Request, Response, Shutdown, ToWorker
+from .._worker import MAX_IN_FLIGHT
+from ._queue import TaskQueue
+from ._scheduler import Strategy, assign
+from ._stats import PoolStats, Reservoir, WorkerStats
+from ._task import ProgressInfo, TaskRecord, TaskState
+
+__all__ = ["PoolConfig", "PoolCore"]
+
+#: A task whose worker-measured run time averages below this is "tiny": the pool then keeps
+#: several requests in flight per worker so the worker never waits for the round trip.
+_TINY_TASK_S = 200e-6
+#: Requests in flight per worker for tiny tasks (bounded by the control block's ring).
+_DEEP_WINDOW = min(32, MAX_IN_FLIGHT)
+#: For longer tasks: one running, one waiting in the pipe, so the worker starts the next
+#: task at once while queued tasks stay in the pool's queue (cancellable, re-prioritisable).
+_SHALLOW_WINDOW = 2
+
+
+class PoolConfig:
+    """Tunables the core needs (validated by ``WorkerPool``)."""
+
+    __slots__ = (
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "kill_grace",
+        "max_boot_failures",
+        "ready_timeout",
+        "size",
+    )
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        kill_grace: float,
+        heartbeat_interval: float,
+        heartbeat_timeout: float,
+        ready_timeout: float,
+        max_boot_failures: int,
+    ) -> None:
+        self.size = size
+        self.kill_grace = kill_grace
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.ready_timeout = ready_timeout
+        self.max_boot_failures = max_boot_failures
+
+
+class _Slot:
+    """One worker position and the worker currently filling it."""
+
+    __slots__ = (
+        "boot_deadline",
+        "completed",
+        "core",
+        "failed",
+        "in_flight",
+        "index",
+        "kill_reason",
+        "next_seq",
+        "pid",
+        "reserved",
+        "restarts",
+        "state",
+        "window",
+        "worker",
+    )
+
+    def __init__(self, core: PoolCore, index: int, restarts: int) -> None:
+        self.core = core
+        self.index = index
+        self.worker: Worker | None = None
+        self.pid: int | None = None
+        self.state = "starting"
+        self.in_flight: dict[int, TaskRecord] = {}  # seq -> task, in sending order
+        self.next_seq = 0
+        self.reserved = 0
+        self.window = _SHALLOW_WINDOW
+        self.completed = 0
+        self.failed = 0
+        self.restarts = restarts
+        self.kill_reason: str | None = None
+        self.boot_deadline = 0.0
+
+    # scheduler view
+    @property
+    def worker_index(self) -> int:
+        return self.index
+
+    @property
+    def load(self) -> int:
+        return len(self.in_flight) + self.reserved
+
+    @property
+    def has_room(self) -> bool:
+        return self.state == "ready" and len(self.in_flight) + self.reserved < self.window
+
+    def reserve(self) -> None:
+        self.reserved += 1
+
+    # WorkerEvents
+    def on_messages(self, worker: Worker, messages: list[FromWorker]) -> None:
+        self.core._on_messages(self, worker, messages)
+
+    def on_exit(self, worker: Worker, exit: WorkerExit) -> None:
+        self.core._on_exit(self, worker, exit)
+
+
+class _Effects:
+    """What to do once the lock is released, in this order."""
+
+    __slots__ = ("kills", "progress", "results", "sends", "spawn")
+
+    def __init__(self) -> None:
+        self.sends: dict[_Slot, list[ToWorker]] = {}
+        self.kills: list[Worker] = []
+        self.progress: list[tuple[TaskRecord, ProgressInfo]] = []
+        self.results: list[tuple[TaskRecord, Response | BaseException]] = []
+        self.spawn = False
+
+    def __bool__(self) -> bool:
+        return bool(self.sends or self.kills or self.progress or self.results or self.spawn)
+
+
+class PoolCore:
+    """Owns the queue, the workers and every task; see the module docstring."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: PoolConfig,
+        strategy: Strategy[_Slot],
+        max_queue: int | None,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self._strategy = strategy
+        self._max_queue = max_queue
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._queue: TaskQueue[TaskRecord] = TaskQueue()
+        self._slots: list[_Slot] = [_Slot(self, i, 0) for i in range(config.size)]
+        self._affinity: dict[Hashable, _Slot] = {}
+        self._timers: list[tuple[float, int, Callable[[float, _Effects], None]]] = []
+        self._timer_order = itertools.count()
+        self._ids = itertools.count(1)
+        self.state = "running"  # running -> closing -> closed | broken
+        self._broken: PoolBrokenError | None = None
+        self._boot_failures = 0
+        self._run_ema = _TINY_TASK_S * 10
+        self._started = time.monotonic()
+        self._busy_s = 0.0
+        self._counts = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "restarts": 0}
+        self._wait = Reservoir()
+        self._run = Reservoir()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="workerbridge-supervisor", daemon=True
+        )
+
+    # ------------------------------------------------------------------ start and spawn
+    def start(self) -> None:
+        """Start every worker and the supervisor. Workers boot in parallel."""
+        for slot in list(self._slots):
+            self._spawn(slot)
+        self._supervisor.start()
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.boot_deadline = time.monotonic() + self.config.ready_timeout
+        try:
+            worker = self.backend.start_worker(slot.index, slot)
+        except OSError as exc:
+            with self._lock:
+                slot.state = "dead"
+                self._boot_failed_locked(exc)
+            return
+        with self._lock:
+            if slot.worker is None:
+                slot.worker = worker
+            slot.pid = worker.pid
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    # ------------------------------------------------------------------ submitting
+    def submit(self, tasks: list[TaskRecord]) -> None:
+        """Queue ``tasks`` and dispatch what fits.
+
+        Raises:
+            PoolClosedError, PoolBrokenError, QueueFullError: nothing was queued.
+        """
+        from .._exceptions import QueueFullError
+
+        effects = _Effects()
+        with self._lock:
+            if self.state != "running":
+                raise self._rejection()
+            if self._max_queue is not None and len(self._queue) + len(tasks) > self._max_queue:
+                raise QueueFullError(
+                    f"{len(self._queue)} tasks are waiting (max_queue={self._max_queue})"
+                )
+            push = self._queue.push
+            for task in tasks:
+                task.entry = push(task, task.priority, task.deadline)
+            self._counts["submitted"] += len(tasks)
+            self._dispatch_locked(effects)
+            if any(t.deadline is not None for t in tasks):
+                self._cond.notify()
+        self._perform(effects)
+
+    def _rejection(self) -> Exception:
+        if self._broken is not None:
+            return self._broken
+        return PoolClosedError("the pool is closed; it accepts no new tasks")
+
+    def _dispatch_locked(self, effects: _Effects) -> None:
+        if not len(self._queue):
+            return
+        pairs = assign(self._queue, self._slots, self._strategy, self._affinity)
+        if not pairs:
+            return
+        now = time.monotonic()
+        sends = effects.sends
+        for entry, slot in pairs:
+            task = entry.item
+            slot.reserved = 0
+            seq = slot.next_seq
+            slot.next_seq = seq + 1
+            task.seq = seq
+            task.slot = slot
+            task.state = TaskState.SENT
+            task.entry = None
+            if not slot.in_flight:
+                self._mark_started_locked(task, now)
+            slot.in_flight[seq] = task
+            request = Request(
+                task.id,
+                task.attempt,
+                seq,
+                task.payload,
+                task.function,
+                task.pickled_function,
+                task.channel,
+                task.operation,
+                task.chunked,
+                task.deadline,
+            )
+            batch = sends.get(slot)
+            if batch is None:
+                sends[slot] = [request]
+            else:
+                batch.append(request)
+
+    def _mark_started_locked(self, task: TaskRecord, now: float) -> None:
+        """``task`` is now at the head of its worker: it runs (or is about to)."""
+        task.started_at = now
+        self._wait.add(now - task.submitted_at)
+        if task.timeout is not None:
+            attempt = task.attempt
+            self._add_timer_locked(
+                now + task.timeout, lambda t, fx: self._on_timeout_locked(task, attempt, t, fx)
+            )
+
+    # ------------------------------------------------------------------ messages
+    def _on_messages(self, slot: _Slot, worker: Worker, messages: list[FromWorker]) -> None:
+        effects = _Effects()
+        with self._lock:
+            if slot.worker is None:
+                slot.worker = worker
+            for message in messages:
+                kind = type(message)
+                if kind is Response:
+                    self._on_response_locked(slot, message, effects)  # type: ignore[arg-type]
+                elif kind is Progress:
+                    self._on_progress_locked(slot, message, effects)  # type: ignore[arg-type]
+                elif kind is Ready:
+                    self._on_ready_locked(slot, message, effects)  # type: ignore[arg-type]
+            self._dispatch_locked(effects)
+        self._perform(effects)
+
+    def _on_ready_locked(self, slot: _Slot, ready: Ready, effects: _Effects) -> None:
+        slot.pid = ready.pid
+        if ready.error is not None:
+            # The worker exits right after; its exit counts the failure.
+            slot.kill_reason = f"{ready.error.type}: {ready.error.message}"
+            return
+        if slot.state == "starting":
+            slot.state = "ready"
+            self._boot_failures = 0
+            self._cond.notify_all()
+
+    def _on_progress_locked(self, slot: _Slot, progress: Progress, effects: _Effects) -> None:
+        task = slot.in_flight.get(_seq_of(slot, progress.id))
+        if task is None or task.attempt != progress.attempt or task.state is not TaskState.SENT:
+            return  # late progress of a finished, cancelled or superseded attempt
+        effects.progress.append((task, ProgressInfo(progress.current, progress.total)))
+
+    def _on_response_locked(self, slot: _Slot, response: Response, effects: _Effects) -> None:
+        seq = _seq_of(slot, response.id)
+        task = slot.in_flight.pop(seq, None)
+        if task is None:
+            return  # unknown or duplicate: dropped
+        now = time.monotonic()
+        if slot.in_flight:
+            head = next(iter(slot.in_flight.values()))
+            if head.started_at is None and head.state is TaskState.SENT:
+                self._mark_started_locked(head, now)
+        run_s = response.run_ns / 1e9
+        self._busy_s += run_s
+        self._run.add(run_s)
+        self._adapt_window_locked(run_s)
+        if task.state is not TaskState.SENT or task.attempt != response.attempt:
+            return  # already resolved (cancelled, timed out, closed): the reply is dropped
+        if response.ok:
+            slot.completed += 1
+            self._finish_locked(task, response, effects)
+            return
+        slot.failed += 1
+        error = self._task_error(task, response.error)  # type: ignore[arg-type]
+        if isinstance(error, RemoteTaskError) and self._should_retry(task, error):
+            self._retry_locked(task)
+            return
+        self._finish_locked(task, error, effects)
+
+    def _adapt_window_locked(self, run_s: float) -> None:
+        self._run_ema += 0.1 * (run_s - self._run_ema)
+        window = _DEEP_WINDOW if self._run_ema < _TINY_TASK_S else _SHALLOW_WINDOW
+        for slot in self._slots:
+            slot.window = window
+
+    def _task_error(self, task: TaskRecord, info: ErrorInfo) -> BaseException:
+        tid = task.id
+        if info.kind == "raised":
+            error: BaseException = RemoteTaskError(
+                f"{info.type}: {info.message}",
+                task_id=tid,
+                remote_type=info.type,
+                remote_message=info.message,
+            )
+            if info.traceback:
+                error.__cause__ = RemoteTraceback(info.traceback)
+            return error
+        if info.kind == "cancelled":
+            return TaskCancelledError(info.message, task_id=tid)
+        if info.kind == "deadline":
+            return DeadlineExceededError(info.message, task_id=tid)
+        if info.kind == "serialization":
+            return SerializationError(f"in the worker: {info.type}: {info.message}")
+        return RemoteTaskError(
+            info.message, task_id=tid, remote_type=info.type, remote_message=info.message
+        )
+
+    @staticmethod
+    def _should_retry(task: TaskRecord, error: RemoteTaskError) -> bool:
+        return task.attempt <= task.retries and any(
+            error.is_instance_of(cls) for cls in task.retry_on
+        )
+
+    def _retry_locked(self, task: TaskRecord) -> None:
+        """Run ``task`` again as a new attempt, in its original place in the queue."""
+        task.attempt += 1
+        task.state = TaskState.QUEUED
+        task.slot = None
+        task.started_at = None
+        task.entry = self._queue.push(task, task.priority, task.deadline)
+
+    def _finish_locked(
+        self, task: TaskRecord, outcome: Response | BaseException, effects: _Effects
+    ) -> None:
+        task.state = TaskState.DONE
+        if isinstance(outcome, Response):
+            self._counts["completed"] += 1
+        elif isinstance(outcome, TaskCancelledError):
+            self._counts["cancelled"] += 1
+        else:
+            self._counts["failed"] += 1
+        effects.results.append((task, outcome))
+
+    # ------------------------------------------------------------------ exits
+    def _on_exit(self, slot: _Slot, worker: Worker, exit: WorkerExit) -> None:
+        effects = _Effects()
+        with self._lock:
+            was_ready = slot.state in ("ready", "stopping")
+            slot.state = "dead"
+            for key, bound in list(self._affinity.items()):
+                if bound is slot:
+                    del self._affinity[key]
+            if not was_ready and self.state == "running":
+                cause = slot.kill_reason or exit.describe()
+                self._boot_failed_locked(RuntimeError(f"worker failed to start: {cause}"))
+            in_flight = list(slot.in_flight.values())
+            slot.in_flight.clear()
+            control = worker.control
+            for task in in_flight:
+                if task.state is not TaskState.SENT:
+                    continue
+                if not control.has_started(task.seq):
+                    # Never started: back to its place in the queue, it was not "held".
+                    task.state = TaskState.QUEUED
+                    task.slot = None
+                    task.started_at = None
+                    task.entry = self._queue.push(task, task.priority, task.deadline)
+                    continue
+                if task.attempt <= task.retries:
+                    self._retry_locked(task)
+                    continue
+                reason = slot.kill_reason or "died"
+                crash_reason = "unresponsive" if reason == "unresponsive" else (
+                    "protocol" if exit.reason == "protocol" else "died"
+                )
+                self._finish_locked(
+                    task,
+                    WorkerCrashedError(
+                        f"{exit.describe()} while running task {task.id}"
+                        + (f" ({reason})" if reason not in ("died",) else ""),
+                        task_id=task.id,
+                        pid=exit.pid,
+                        exitcode=exit.exitcode,
+                        signal_name=exit.signal_name,
+                        reason=crash_reason,
+                        attempts=task.attempt,
+                    ),
+                    effects,
+                )
+            if self.state == "running":
+                effects.spawn = True
+                self._cond.notify_all()
+            else:
+                self._cond.notify_all()
+            self._dispatch_locked(effects)
+        self._perform(effects)
+
+    def _boot_failed_locked(self, cause: BaseException) -> None:
+        self._boot_failures += 1
+        if self._boot_failures >= self.config.max_boot_failures and self.state == "running":
+            broken = PoolBrokenError(
+                f"workers keep failing to start ({self._boot_failures} in a row): {cause}"
+            )
+            broken.__cause__ = cause
+            self._broken = broken
+            self.state = "broken"
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ cancel, timeout
+    def cancel(self, task: TaskRecord) -> bool:
+        effects = _Effects()
+        with self._lock:
+            if task.state is TaskState.DONE:
+                return task.handle.cancelled()
+            self._stop_task_locked(
+                task, TaskCancelledError("task was cancelled", task_id=task.id), effects
+            )
+        self._perform(effects)
+        return True
+
+    def _stop_task_locked(self, task: TaskRecord, error: BaseException, effects: _Effects) -> None:
+        """Resolve ``task`` with ``error`` and make sure it stops wherever it is."""
+        if task.state is TaskState.QUEUED:
+            if task.entry is not None:
+                self._queue.remove(task.entry)
+                task.entry = None
+        elif task.state is TaskState.SENT:
+            slot: _Slot = task.slot
+            worker = slot.worker
+            if worker is not None:
+                worker.control.request_cancel(task.seq)
+                seq = task.seq
+                self._add_timer_locked(
+                    time.monotonic() + self.config.kill_grace,
+                    lambda now, fx: self._enforce_stop_locked(slot, seq, error, fx),
+                )
+        self._finish_locked(task, error, effects)
+
+    def _enforce_stop_locked(
+        self, slot: _Slot, seq: int, error: BaseException, effects: _Effects
+    ) -> None:
+        """Kill the worker if a task told to stop ``kill_grace`` ago still runs."""
+        task = slot.in_flight.get(seq)
+        worker = slot.worker
+        if task is None or worker is None or slot.state == "dead":
+            return
+        if worker.control.has_started(seq) and slot.kill_reason is None:
+            slot.kill_reason = "stopped task ignored its cancel flag"
+            if isinstance(error, TaskTimeoutError):
+                error.forced = True
+            effects.kills.append(worker)
+
+    def _on_timeout_locked(
+        self, task: TaskRecord, attempt: int, now: float, effects: _Effects
+    ) -> None:
+        if task.state is not TaskState.SENT or task.attempt != attempt:
+            return
+        self._stop_task_locked(
+            task,
+            TaskTimeoutError(
+                f"task {task.id} exceeded its timeout of {task.timeout} s",
+                task_id=task.id,
+                timeout=task.timeout,
+            ),
+            effects,
+        )
+
+    # ------------------------------------------------------------------ supervisor
+    def _add_timer_locked(self, when: float, fn: Callable[[float, _Effects], None]) -> None:
+        heapq.heappush(self._timers, (when, next(self._timer_order), fn))
+        if self._timers[0][2] is fn:
+            self._cond.notify_all()
+
+    def _supervise(self) -> None:
+        interval = self.config.heartbeat_interval
+        next_health = time.monotonic() + interval
+        while True:
+            effects = _Effects()
+            with self._lock:
+                now = time.monotonic()
+                wake = next_health
+                if self._timers:
+                    wake = min(wake, self._timers[0][0])
+                deadline = self._queue.next_deadline()
+                if deadline is not None:
+                    wake = min(wake, deadline)
+                if wake > now and not self._needs_spawn_locked():
+                    self._cond.wait(wake - now)
+                if self.state == "closed":
+                    return
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now:
+                    heapq.heappop(self._timers)[2](now, effects)
+                for entry in self._queue.pop_expired(now):
+                    task = entry.item
+                    task.entry = None
+                    self._finish_locked(
+                        task,
+                        DeadlineExceededError(
+                            f"task {task.id} did not start before its deadline", task_id=task.id
+                        ),
+                        effects,
+                    )
+                if now >= next_health:
+                    next_health = now + interval
+                    self._check_health_locked(now, effects)
+                if self.state == "broken":
+                    self._fail_queued_locked(self._broken or PoolBrokenError("broken"), effects)
+                respawn = self._slots_to_spawn_locked()
+            self._perform(effects)
+            for slot in respawn:
+                self._spawn(slot)
+
+    def _needs_spawn_locked(self) -> bool:
+        return self.state == "running" and any(s.state == "dead" for s in self._slots)
+
+    def _slots_to_spawn_locked(self) -> list[_Slot]:
+        if self.state != "running":
+            return []
+        fresh = []
+        for i, slot in enumerate(self._slots):
+            if slot.state == "dead":
+                new = _Slot(self, i, slot.restarts + 1)
+                self._slots[i] = new
+                self._counts["restarts"] += 1
+                fresh.append(new)
+        return fresh
+
+    def _check_health_locked(self, now: float, effects: _Effects) -> None:
+        now_ns = time.monotonic_ns()
+        for slot in self._slots:
+            worker = slot.worker
+            if worker is None or slot.kill_reason is not None:
+                continue
+            if slot.state == "starting" and now > slot.boot_deadline:
+                slot.kill_reason = f"not ready after {self.config.ready_timeout} s"
+                effects.kills.append(worker)
+            elif slot.state == "ready" and worker.heartbeat_age(now_ns) > self.config.heartbeat_timeout:
+                slot.kill_reason = "unresponsive"
+                effects.kills.append(worker)
+
+    def _fail_queued_locked(self, error: BaseException, effects: _Effects) -> None:
+        for entry in self._queue.drain():
+            entry.item.entry = None
+            self._finish_locked(entry.item, error, effects)
+
+    # ------------------------------------------------------------------ effects
+    def _perform(self, effects: _Effects) -> None:
+        if not effects:
+            return
+        for slot, messages in effects.sends.items():
+            worker = slot.worker
+            if worker is not None:
+                worker.send(messages)
+        for worker in effects.kills:
+            worker.kill()
+        for task, info in effects.progress:
+            loop = task.loop
+            if loop is not None and task.on_progress is not None:
+                try:
+                    loop.call_soon_threadsafe(task.handle._report_progress, info, task.on_progress)
+                except RuntimeError:  # the caller's loop is closed
+                    pass
+            else:
+                task.handle._report_progress(info, task.on_progress)
+        for task, outcome in effects.results:
+            handle = task.handle
+            if isinstance(outcome, Response):
+                try:
+                    value = pickle.loads(outcome.data)
+                except Exception as exc:
+                    handle.set_exception(
+                        SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
+                    )
+                else:
+                    handle.set_result(value)
+            else:
+                handle.set_exception(outcome)
+            task.payload = b""  # the arguments are no longer needed; free them early
+        if effects.spawn:
+            with self._lock:
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self, timeout: float | None) -> None:
+        """Fail queued tasks, let sent ones finish (up to ``timeout``), stop the workers."""
+        effects = _Effects()
+        with self._lock:
+            if self.state in ("running", "broken"):
+                self.state = "closing"
+                self._fail_queued_locked(
+                    PoolClosedError("the pool was closed before this task started"), effects
+                )
+        self._perform(effects)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while any(s.in_flight and s.state != "dead" for s in self._slots):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._cond.wait(remaining if remaining is not None else 0.5)
+        self._shutdown(graceful=True)
+
+    def terminate(self) -> None:
+        """Fail every unfinished task and kill every worker."""
+        effects = _Effects()
+        with self._lock:
+            if self.state in ("running", "broken"):
+                self.state = "closing"
+            self._terminate_locked(effects)
+        self._perform(effects)
+        self._shutdown(graceful=False)
+
+    def _terminate_locked(self, effects: _Effects) -> None:
+        self._fail_queued_locked(PoolClosedError("the pool was terminated"), effects)
+        for slot in self._slots:
+            for task in list(slot.in_flight.values()):
+                if task.state is TaskState.SENT:
+                    self._finish_locked(task, PoolClosedError("the pool was terminated"), effects)
+
+    def _shutdown(self, graceful: bool, wait: float = 5.0) -> None:
+        effects = _Effects()
+        with self._lock:
+            if self.state == "closed":
+                return
+            self._terminate_locked(effects)  # whatever a timed-out close left
+            for slot in self._slots:
+                if slot.worker is None or slot.state == "dead":
+                    continue
+                if graceful and slot.state == "ready":
+                    slot.state = "stopping"
+                    effects.sends.setdefault(slot, []).append(Shutdown())
+                else:
+                    effects.kills.append(slot.worker)
+        self._perform(effects)
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while any(s.state != "dead" and s.worker is not None for s in self._slots):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if remaining < wait / 2 or not graceful:
+                    for slot in self._slots:
+                        if slot.state != "dead" and slot.worker is not None:
+                            effects.kills.append(slot.worker)
+                self._lock.release()
+                try:
+                    self._perform(effects)
+                    effects = _Effects()
+                finally:
+                    self._lock.acquire()
+                self._cond.wait(min(remaining, 0.05))
+            self.state = "closed"
+            self._cond.notify_all()
+        if threading.current_thread() is not self._supervisor and self._supervisor.is_alive():
+            self._supervisor.join(wait)
+        self.backend.close()
+
+    # ------------------------------------------------------------------ introspection
+    def wait_ready(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self.state == "running" and not all(s.state == "ready" for s in self._slots):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            if self._broken is not None:
+                raise self._broken
+            return self.state == "running"
+
+    def stats(self) -> PoolStats:
+        with self._lock:
+            workers = tuple(
+                WorkerStats(
+                    s.index, s.pid, s.state, len(s.in_flight), s.completed, s.failed, s.restarts
+                )
+                for s in self._slots
+            )
+            elapsed = max(time.monotonic() - self._started, 1e-9)
+            return PoolStats(
+                backend=self.backend.name,
+                state=self.state,
+                workers=workers,
+                queue_depth=len(self._queue),
+                running=sum(len(s.in_flight) for s in self._slots),
+                submitted=self._counts["submitted"],
+                completed=self._counts["completed"],
+                failed=self._counts["failed"],
+                cancelled=self._counts["cancelled"],
+                restarts=self._counts["restarts"],
+                utilization=min(1.0, self._busy_s / (elapsed * len(self._slots))),
+                wait_time=self._wait.percentiles(),
+                run_time=self._run.percentiles(),
+            )
+
+    def counts(self) -> tuple[int, int, int]:
+        """(queued, in flight, workers) without building a full snapshot."""
+        with self._lock:
+            return (
+                len(self._queue),
+                sum(len(s.in_flight) for s in self._slots),
+                sum(1 for s in self._slots if s.state == "ready"),
+            )
+
+
+def _seq_of(slot: _Slot, task_id: int) -> int:
+    # Replies name the task id; the slot indexes by seq. In-flight sets are small (the
+    # window), so a scan is cheaper than keeping a second map in step on the hot path.
+    for seq, task in slot.in_flight.items():
+        if task.id == task_id:
+            return seq
+    return -1
+

@@ -1,0 +1,489 @@
+"""``WorkerPool``: the public face of the pool. It checks arguments and delegates to the core.
+
+```
+submit(fn, *args) --pickle args, resolve fn--> TaskRecord --> core queue (priority, deadline)
+      |                                                            | scheduler (least-busy,
+      v                                                            v  round-robin, affinity)
+  TaskHandle  <--result / error--  I/O thread  <--Response--  worker process
+      ^                                 |
+      +------ on_progress (in order) ---+<--Progress-- (current_task().report())
+```
+
+The facade keeps no state of its own beyond the core, so the core's threads do not keep the
+facade alive: a pool dropped without ``close()`` is terminated by its finalizer, and pools
+still open at interpreter exit are terminated before ``multiprocessing`` tears down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import os
+import pickle
+import sys
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Hashable, Iterable
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeVar, final
+
+import cloudpickle
+
+from .._backends import (
+    Backend,
+    BackendOptions,
+    InlineBackend,
+    ProcessBackend,
+    ThreadBackend,
+)
+from .._exceptions import SerializationError, ValidationError
+from .._protocol import DEFAULT_MAX_MESSAGE_BYTES
+from ._core import PoolConfig, PoolCore
+from ._map import MapIterator
+from ._scheduler import STRATEGIES
+from ._stats import PoolStats
+from ._task import TaskHandle, TaskRecord
+
+__all__ = ["WorkerPool"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+BackendName = Literal["process", "thread", "inline"]
+_EMPTY_ARGS = pickle.dumps((), protocol=pickle.HIGHEST_PROTOCOL)
+_live_cores: weakref.WeakSet[PoolCore] = weakref.WeakSet()
+_fallback_warned = False
+
+
+def _function_reference(fn: Callable[..., Any]) -> str | None:
+    """``"module:qualname"`` if a worker can import ``fn`` by name, else None."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        return None
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return f"{module}:{qualname}" if obj is fn else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_reference(fn: Callable[..., Any]) -> tuple[str, bytes]:
+    ref = _function_reference(fn)
+    if ref is not None:
+        return ref, b""
+    return "", _pickle_function(fn)
+
+
+def _pickle_function(fn: Callable[..., Any]) -> bytes:
+    try:
+        return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise SerializationError(f"cannot pickle function {fn!r}: {exc}") from exc
+
+
+def _encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
+    try:
+        return _cached_reference(fn)
+    except TypeError:  # unhashable callable: no caching
+        ref = _function_reference(fn)
+        return (ref, b"") if ref is not None else ("", _pickle_function(fn))
+
+
+def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{name} must be a number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or value != value:
+        raise ValidationError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+@final
+class WorkerPool:
+    """A pool of workers that run Python callables off the caller's thread.
+
+    Args:
+        size: number of workers (default: the CPUs this process may use).
+        backend: ``"process"`` (default; one process per worker), ``"thread"`` or
+            ``"inline"`` (in the caller, for tests and debugging). When processes cannot be
+            started at all, a process pool warns once and runs on threads; ``pool.backend``
+            says which runs.
+        strategy: ``"least-busy"`` (default) or ``"round-robin"``.
+        max_queue: most tasks waiting at once; ``submit`` raises ``QueueFullError`` beyond.
+        start_method: ``"forkserver"`` (default on Linux) or ``"spawn"``.
+        initializer: called with ``initargs`` in each worker before it takes tasks. If it
+            raises, the worker does not start; repeated failures break the pool
+            (``PoolBrokenError`` with the cause).
+        debug: attach remote tracebacks to task errors (``__cause__``).
+        kill_grace: seconds a cancelled or timed-out task has to stop on its own before its
+            worker is killed and replaced (default 1.0).
+        heartbeat_interval / heartbeat_timeout: a worker whose heartbeat thread has been
+            silent for ``heartbeat_timeout`` seconds (stopped, or stuck in C code holding the
+            GIL) is killed and replaced; its task fails with ``WorkerCrashedError`` (reason
+            ``"unresponsive"``) or is retried.
+        ready_timeout: seconds a new worker has to become ready.
+
+    Use it as a context manager (``with`` or ``async with``): leaving the block closes the
+    pool gracefully. ``terminate()`` stops everything at once.
+    """
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        backend: BackendName = "process",
+        strategy: Literal["least-busy", "round-robin"] = "least-busy",
+        max_queue: int | None = None,
+        start_method: str | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        debug: bool = False,
+        kill_grace: float = 1.0,
+        heartbeat_interval: float = 0.5,
+        heartbeat_timeout: float = 5.0,
+        ready_timeout: float = 30.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        if size is None:
+            size = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValidationError(f"size must be a positive int, got {size!r}")
+        if backend not in ("process", "thread", "inline"):
+            raise ValidationError(f"backend must be 'process', 'thread' or 'inline', got {backend!r}")
+        if strategy not in STRATEGIES:
+            raise ValidationError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy!r}")
+        if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0):
+            raise ValidationError(f"max_queue must be an int >= 0 or None, got {max_queue!r}")
+        if initializer is not None and not callable(initializer):
+            raise ValidationError(f"initializer must be callable, got {initializer!r}")
+        kill_grace = _positive("kill_grace", kill_grace, allow_zero=True) or 0.0
+        heartbeat_interval = _positive("heartbeat_interval", heartbeat_interval) or 0.5
+        heartbeat_timeout = _positive("heartbeat_timeout", heartbeat_timeout) or 5.0
+        ready_timeout = _positive("ready_timeout", ready_timeout) or 30.0
+        if heartbeat_timeout <= heartbeat_interval:
+            raise ValidationError("heartbeat_timeout must be longer than heartbeat_interval")
+        if backend == "inline":
+            size = 1
+        options = BackendOptions(
+            debug=debug,
+            heartbeat_interval=heartbeat_interval,
+            max_message_bytes=max_message_bytes,
+            initializer=initializer,
+            initargs=tuple(initargs),
+        )
+        self._debug = debug
+        self._max_message_bytes = max_message_bytes
+        chosen = self._make_backend(backend, options, start_method)
+        config = PoolConfig(
+            size,
+            kill_grace=kill_grace,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            ready_timeout=ready_timeout,
+            max_boot_failures=max(2, size),
+        )
+        self._core = PoolCore(chosen, config, STRATEGIES[strategy](), max_queue)  # type: ignore[arg-type]
+        self._core.start()
+        _live_cores.add(self._core)
+        self._finalizer = weakref.finalize(self, PoolCore.terminate, self._core)
+
+    @staticmethod
+    def _make_backend(name: str, options: BackendOptions, start_method: str | None) -> Backend:
+        if name == "inline":
+            return InlineBackend(options)
+        if name == "thread":
+            return ThreadBackend(options)
+        try:
+            return ProcessBackend(options, start_method)
+        except ValueError:
+            raise
+        except (OSError, ImportError) as exc:
+            global _fallback_warned
+            if not _fallback_warned:
+                _fallback_warned = True
+                warnings.warn(
+                    f"workerbridge: worker processes are unavailable here ({exc}); "
+                    "running tasks on threads instead",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return ThreadBackend(options)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def backend(self) -> str:
+        """The backend that actually runs: ``"process"``, ``"thread"`` or ``"inline"``."""
+        return self._core.backend.name
+
+    @property
+    def size(self) -> int:
+        return self._core.config.size
+
+    def __repr__(self) -> str:
+        queued, running, ready = self._core.counts()
+        return (
+            f"<WorkerPool {self._core.state} backend={self.backend} workers={ready}/{self.size}"
+            f" running={running} queued={queued}>"
+        )
+
+    # ------------------------------------------------------------------ submitting
+    def submit(
+        self,
+        fn: Callable[P, R],
+        /,
+        *args: P.args,
+        **options: P.kwargs,
+    ) -> TaskHandle[R]:
+        """Run ``fn(*args)`` on a worker; return its handle at once.
+
+        Keyword options (reserved names; pass keywords for ``fn`` with
+        ``functools.partial``):
+
+        - ``timeout``: seconds the task may run, counted from its start. On expiry the
+          handle fails with ``TaskTimeoutError`` and the task is asked to stop; after
+          ``kill_grace`` its worker is killed and replaced.
+        - ``priority`` (int, default 0): higher leaves the queue first.
+        - ``deadline``: seconds from now by which the task must have *started*; if it is
+          still queued then, it fails with ``DeadlineExceededError`` and never runs.
+        - ``on_progress``: called with a ``ProgressInfo`` for each ``report()`` of the task,
+          in order and never after the handle is done; on the caller's event loop when
+          submitted from a coroutine, else on the pool's I/O thread (keep it short).
+        - ``signal``: anything with ``add_done_callback`` (an ``asyncio.Future`` or
+          another handle) or an ``is_set()`` event polled at dispatch; when it fires the
+          task is cancelled.
+        - ``retries`` (default 0): run again after a crash, a timeout or an unresponsive
+          worker, at most this many times; after an exception only if its type is in
+          ``retry_on``.
+        - ``affinity``: tasks with the same key run on the same worker while it lives.
+
+        Raises:
+            PoolClosedError, PoolBrokenError, QueueFullError: the task was not queued.
+            SerializationError: ``fn`` or the arguments cannot be pickled.
+            ValidationError: a bad option value.
+            TypeError: an unknown option.
+        """
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {fn!r}")
+        function, pickled = _encode_function(fn)
+        task = self._make_task(function, pickled, "", "", args, False, options)
+        self._core.submit([task])
+        return task.handle
+
+    def call(
+        self, channel: str, operation: str, /, *args: Any, **options: Any
+    ) -> TaskHandle[Any]:
+        """Run the registered channel operation ``channel.operation(*args)``; options as
+        for ``submit``."""
+        task = self._make_task("", b"", channel, operation, args, False, options)
+        self._core.submit([task])
+        return task.handle
+
+    _OPTIONS = frozenset(
+        {"timeout", "priority", "deadline", "on_progress", "signal", "retries", "retry_on", "affinity"}
+    )
+
+    def _make_task(
+        self,
+        function: str,
+        pickled: bytes,
+        channel: str,
+        operation: str,
+        args: tuple[Any, ...] | list[Any],
+        chunked: bool,
+        options: dict[str, Any],
+    ) -> TaskRecord:
+        timeout = priority = deadline = on_progress = signal = affinity = None
+        retries = 0
+        retry_on: tuple[type[BaseException], ...] = ()
+        if options:
+            unknown = options.keys() - self._OPTIONS
+            if unknown:
+                raise TypeError(
+                    f"unknown submit option(s) {sorted(unknown)}; arguments for the function "
+                    "are positional (use functools.partial for keywords)"
+                )
+            timeout = _positive("timeout", options.get("timeout"))
+            deadline = _positive("deadline", options.get("deadline"), allow_zero=True)
+            priority = options.get("priority", 0)
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise ValidationError(f"priority must be an int, got {priority!r}")
+            on_progress = options.get("on_progress")
+            if on_progress is not None and not callable(on_progress):
+                raise ValidationError(f"on_progress must be callable, got {on_progress!r}")
+            retries = options.get("retries", 0)
+            if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+                raise ValidationError(f"retries must be an int >= 0, got {retries!r}")
+            retry_on = tuple(options.get("retry_on", ()) or ())
+            if not all(isinstance(c, type) and issubclass(c, BaseException) for c in retry_on):
+                raise ValidationError("retry_on must be a tuple of exception types")
+            signal = options.get("signal")
+            affinity = options.get("affinity")
+            if affinity is not None and not isinstance(affinity, Hashable):
+                raise ValidationError("affinity must be hashable")
+        try:
+            payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL) if args else _EMPTY_ARGS
+        except Exception as exc:
+            try:
+                payload = cloudpickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
+        if len(payload) > self._max_message_bytes:
+            raise ValidationError(
+                f"arguments pickle to {len(payload)} bytes, above max_message_bytes="
+                f"{self._max_message_bytes}"
+            )
+        core = self._core
+        task_id = core.next_id()
+        now = time.monotonic()
+        loop = None
+        if on_progress is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        task = TaskRecord(
+            task_id,
+            TaskHandle(task_id, lambda _handle: core.cancel(task)),
+            function=function,
+            pickled_function=pickled,
+            channel=channel,
+            operation=operation,
+            payload=payload,
+            chunked=chunked,
+            priority=priority or 0,
+            deadline=None if deadline is None else now + deadline,
+            timeout=timeout,
+            retries=retries,
+            retry_on=retry_on,
+            affinity=affinity,
+            on_progress=on_progress,
+            loop=loop,
+            submitted_at=now,
+        )
+        if signal is not None:
+            _link_signal(signal, task.handle)
+        return task
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        iterable: Iterable[T],
+        *,
+        chunksize: int | Literal["auto"] = "auto",
+        ordered: bool = True,
+        timeout: float | None = None,
+        priority: int = 0,
+    ) -> MapIterator[R]:
+        """``fn(item)`` for each item, in chunks; iterate the results (``for`` or
+        ``async for``).
+
+        ``chunksize="auto"`` splits the items into about four chunks per worker. Results come
+        in input order with ``ordered=True``, else as chunks finish. The first failing chunk
+        raises its error when reached; leaving the loop early, an exception or Ctrl-C in the
+        caller cancels every chunk not yet finished (none starts after it).
+        ``timeout`` applies to each chunk.
+        """
+        items = list(iterable)
+        if chunksize == "auto":
+            chunksize = max(1, -(-len(items) // (self.size * 4)))
+        elif isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+            raise ValidationError(f"chunksize must be a positive int or 'auto', got {chunksize!r}")
+        function, pickled = _encode_function(fn)
+        options: dict[str, Any] = {"priority": priority}
+        if timeout is not None:
+            options["timeout"] = timeout
+        tasks = [
+            self._make_task(function, pickled, "", "", (items[i : i + chunksize],), True, options)
+            for i in range(0, len(items), chunksize)
+        ]
+        if tasks:
+            self._core.submit(tasks)
+        return MapIterator([t.handle for t in tasks], ordered)
+
+    # ------------------------------------------------------------------ lifecycle
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until every worker is ready; False on timeout.
+
+        Raises:
+            PoolBrokenError: workers cannot be started.
+        """
+        return self._core.wait_ready(timeout)
+
+    def stats(self) -> PoolStats:
+        """A snapshot: workers, queue depth, counts, utilization, wait/run percentiles."""
+        return self._core.stats()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop accepting tasks, fail queued ones with ``PoolClosedError``, let running ones
+        finish (at most ``timeout`` seconds, then they fail with ``PoolClosedError`` too),
+        and stop the workers. Idempotent."""
+        self._core.close(timeout)
+        self._finalizer.detach()
+
+    def terminate(self) -> None:
+        """Fail every unfinished task with ``PoolClosedError`` and kill the workers at once.
+        Bounded in time; idempotent."""
+        self._core.terminate()
+        self._finalizer.detach()
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """``close()`` without blocking the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+
+    def __enter__(self) -> WorkerPool:
+        if self._core.state == "closed":
+            raise RuntimeError("cannot enter a pool that was already closed")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()  # KeyboardInterrupt, SystemExit: do not wait for running tasks
+        else:
+            self.close()
+
+    async def __aenter__(self) -> WorkerPool:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()
+        else:
+            await self.aclose()
+
+
+def _link_signal(signal: Any, handle: TaskHandle[Any]) -> None:
+    """Cancel ``handle`` when ``signal`` fires."""
+    to_abort = getattr(signal, "to_abort_signal", None)
+    if to_abort is not None:
+        signal = to_abort()
+    add = getattr(signal, "add_done_callback", None)
+    if add is not None:
+        add(lambda _s: handle.cancel())
+        return
+    raise ValidationError(
+        f"signal must be an asyncio.Future, a concurrent Future or a TaskHandle, got {signal!r}"
+    )
+
+
+@atexit.register
+def _terminate_live_pools() -> None:
+    # Registered after multiprocessing's own exit handler, so it runs first (atexit is
+    # LIFO): our workers are stopped by us, quietly, before multiprocessing joins children.
+    for core in list(_live_cores):
+        core.terminate()
+

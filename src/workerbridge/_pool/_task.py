@@ -1,0 +1,211 @@
+"""Task handles (what ``submit`` returns) and the pool's record of each task."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+import traceback
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from concurrent.futures._base import CANCELLED, FINISHED
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+
+from .._exceptions import TaskCancelledError
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from ._queue import QueueEntry
+
+__all__ = ["ProgressInfo", "TaskHandle", "TaskRecord", "TaskState"]
+
+R = TypeVar("R")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ProgressInfo:
+    """A progress report: ``current`` of ``total`` done, ``progress`` in percent."""
+
+    current: float
+    total: float
+
+    @property
+    def progress(self) -> float:
+        return 100.0 * self.current / self.total
+
+
+class TaskHandle(Future[R]):
+    """The handle of one submitted task.
+
+    A ``concurrent.futures.Future`` (``result()``, ``exception()``, ``add_done_callback``,
+    ``concurrent.futures.wait``) that is also awaitable from any event loop. It ends in
+    exactly one state: a result, or one of the ``TaskError`` exceptions. ``cancel()`` works
+    on queued *and* running tasks (see ``WorkerPool.submit``); a cancelled handle raises
+    ``TaskCancelledError`` and reports ``cancelled()``. Cancelling an asyncio task that awaits
+    the handle cancels the pool task too.
+
+    Handles are created only by the pool.
+    """
+
+    def __init__(self, task_id: int, canceller: Callable[[TaskHandle[Any]], bool]) -> None:
+        super().__init__()
+        self._task_id = task_id
+        self._canceller = canceller
+        self._progress: ProgressInfo | None = None
+
+    @property
+    def id(self) -> int:
+        """The task's id, unique within its pool."""
+        return self._task_id
+
+    @property
+    def progress(self) -> ProgressInfo | None:
+        """The task's last progress report, or None before the first."""
+        return self._progress
+
+    def cancel(self) -> bool:
+        """Cancel the task; True if it will end as cancelled.
+
+        A queued task is removed and never runs. A running task is asked to stop through
+        its cancel flag and killed with its worker if it has not stopped after the pool's
+        ``kill_grace``. False if the task had already finished.
+        """
+        if self.done():
+            return self.cancelled()
+        return self._canceller(self)
+
+    def cancelled(self) -> bool:
+        with self._condition:  # type: ignore[attr-defined]
+            state = self._state  # type: ignore[attr-defined]
+            return bool(
+                state == CANCELLED
+                or (state == FINISHED and isinstance(self._exception, TaskCancelledError))  # type: ignore[attr-defined]
+            )
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle id={self._task_id} {self._state.lower()}>"  # type: ignore[attr-defined]
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self._as_asyncio_future().__await__()
+
+    def _as_asyncio_future(self) -> asyncio.Future[R]:
+        # asyncio.wrap_future would turn our cancelled state into asyncio.CancelledError,
+        # which tells the awaiting coroutine that *it* was cancelled. Chain by hand instead:
+        # the awaiting coroutine gets TaskCancelledError, and cancelling it cancels the task.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[R] = loop.create_future()
+
+        def copy_state(handle: Future[R]) -> None:
+            if waiter.done():
+                return
+            exc = handle.exception()
+            if exc is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(handle.result())
+
+        def on_handle_done(handle: Future[R]) -> None:
+            if loop.is_closed():
+                return
+            loop.call_soon_threadsafe(copy_state, handle)
+
+        def on_waiter_done(fut: asyncio.Future[R]) -> None:
+            if fut.cancelled():
+                self.cancel()
+
+        waiter.add_done_callback(on_waiter_done)
+        self.add_done_callback(on_handle_done)
+        return waiter
+
+    def _report_progress(self, info: ProgressInfo, callback: Callable[[ProgressInfo], Any] | None) -> None:
+        self._progress = info
+        if callback is not None:
+            try:
+                callback(info)
+            except Exception:
+                print("workerbridge: exception in on_progress callback:", file=sys.stderr)
+                traceback.print_exc()
+
+
+class TaskState(enum.Enum):
+    QUEUED = "queued"  # waiting in the pool's queue
+    SENT = "sent"  # sent to a worker (running, or waiting there behind another task)
+    DONE = "done"  # its handle has its final state (a worker may still be finishing it)
+
+
+class TaskRecord:
+    """Everything the pool knows about one task."""
+
+    __slots__ = (
+        "affinity",
+        "attempt",
+        "chunked",
+        "channel",
+        "deadline",
+        "entry",
+        "function",
+        "handle",
+        "id",
+        "loop",
+        "on_progress",
+        "operation",
+        "payload",
+        "pickled_function",
+        "priority",
+        "retries",
+        "retry_on",
+        "seq",
+        "slot",
+        "started_at",
+        "state",
+        "submitted_at",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        task_id: int,
+        handle: TaskHandle[Any],
+        *,
+        function: str,
+        pickled_function: bytes,
+        channel: str,
+        operation: str,
+        payload: bytes,
+        chunked: bool,
+        priority: int,
+        deadline: float | None,
+        timeout: float | None,
+        retries: int,
+        retry_on: tuple[type[BaseException], ...],
+        affinity: Hashable | None,
+        on_progress: Callable[[ProgressInfo], Any] | None,
+        loop: asyncio.AbstractEventLoop | None,
+        submitted_at: float,
+    ) -> None:
+        self.id = task_id
+        self.handle = handle
+        self.function = function
+        self.pickled_function = pickled_function
+        self.channel = channel
+        self.operation = operation
+        self.payload = payload
+        self.chunked = chunked
+        self.priority = priority
+        self.deadline = deadline
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_on = retry_on
+        self.affinity = affinity
+        self.on_progress = on_progress
+        self.loop = loop
+        self.submitted_at = submitted_at
+        self.attempt = 1
+        self.state = TaskState.QUEUED
+        self.entry: QueueEntry[TaskRecord] | None = None
+        self.slot: Any = None
+        self.seq = -1
+        self.started_at: float | None = None

@@ -1,0 +1,162 @@
+"""The main loop of a worker process.
+
+```
+start -> ignore SIGINT -> run initializer -> send Ready(pid) -> start heartbeat thread
+      -> loop: read frames -> Request: run, send Response | Cancel: skip it | Shutdown: exit 0
+```
+
+The worker exits on its own when the parent goes away: its heartbeat thread waits on a pipe
+whose only writer is the parent, and EOF there means the parent is dead (checked at once, not
+polled). The loop also ends on EOF of the request pipe. It never sees SIGINT: Ctrl-C is the
+parent's business, which then decides what happens to running tasks.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import select
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .._exceptions import ProtocolError
+from .._protocol import (
+    Cancel,
+    FrameEncoder,
+    Progress,
+    Ready,
+    Request,
+    Response,
+    Shutdown,
+    to_worker_decoder,
+)
+from .._transport import take_fd, write_all
+from ._control import ControlBlock
+from ._runtime import TaskRunner, error_info
+
+__all__ = ["EXIT_BOOT_FAILED", "EXIT_PROTOCOL", "WorkerConfig", "worker_main"]
+
+#: Exit status of a worker whose initializer failed (after it sent Ready with the error).
+EXIT_BOOT_FAILED = 3
+#: Exit status of a worker that received a malformed frame from the parent.
+EXIT_PROTOCOL = 4
+_READ_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker process needs to know besides its pipes."""
+
+    debug: bool
+    heartbeat_interval: float
+    max_message_bytes: int
+    initializer: bytes = b""  # pickled (callable, args), empty for none
+
+
+def _exit(code: int) -> None:
+    # os._exit skips interpreter teardown (fast, and no atexit handler of the task's
+    # libraries can hang the worker), so flush what tasks printed first.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def _heartbeat(control: ControlBlock, alive_fd: int, interval: float) -> None:
+    # Runs on its own thread so the beat continues while a task computes; it stops only
+    # when the whole process is stuck (SIGSTOP, a C call holding the GIL), which is exactly
+    # what the pool must detect.
+    while True:
+        control.beat()
+        readable, _, _ = select.select([alive_fd], [], [], interval)
+        if readable:  # EOF: the parent died without shutting us down
+            _exit(0)
+
+
+def _run_initializer(config: WorkerConfig) -> None:
+    if config.initializer:
+        import pickle
+
+        fn, args = pickle.loads(config.initializer)
+        fn(*args)
+
+
+def worker_main(
+    requests: Connection,
+    responses: Connection,
+    alive: Connection,
+    control_array: Any,
+    config: WorkerConfig,
+) -> None:
+    """Entry point of a worker process (the target of ``multiprocessing.Process``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable()
+    in_fd = take_fd(requests)
+    out_fd = take_fd(responses)
+    alive_fd = take_fd(alive)
+    control = ControlBlock(memoryview(control_array))
+    encoder = FrameEncoder(config.max_message_bytes)
+    pid = os.getpid()
+
+    def send_progress(progress: Progress) -> None:
+        write_all(out_fd, encoder.encode(progress))
+
+    try:
+        _run_initializer(config)
+    except BaseException as exc:
+        write_all(out_fd, encoder.encode(Ready(pid, error_info("raised", exc, True))))
+        _exit(EXIT_BOOT_FAILED)
+
+    control.beat()
+    threading.Thread(
+        target=_heartbeat,
+        args=(control, alive_fd, config.heartbeat_interval),
+        name="workerbridge-heartbeat",
+        daemon=True,
+    ).start()
+    runner = TaskRunner(control, send_progress, debug=config.debug)
+    write_all(out_fd, encoder.encode(Ready(pid)))
+    decoder = to_worker_decoder(config.max_message_bytes)
+    out = bytearray()
+    while True:
+        try:
+            data = os.read(in_fd, _READ_SIZE)
+        except OSError:
+            break
+        if not data:
+            break
+        try:
+            messages = decoder.feed(data)
+        except ProtocolError as exc:
+            print(f"workerbridge worker {pid}: {exc}", file=sys.stderr)
+            _exit(EXIT_PROTOCOL)
+        for message in messages:
+            if type(message) is Request:
+                response = runner.run(message)
+                try:
+                    encoder.encode_into(response, out)
+                except ProtocolError as exc:
+                    encoder.encode_into(
+                        Response(
+                            message.id,
+                            message.attempt,
+                            False,
+                            error=error_info("serialization", exc, config.debug),
+                        ),
+                        out,
+                    )
+                # Answer each task as soon as it is done: a later request in the same batch
+                # may run for a long time, and the parent batches its reads anyway.
+                write_all(out_fd, out)
+                out.clear()
+            elif type(message) is Cancel:
+                runner.skip(message.id, message.attempt)
+            elif type(message) is Shutdown:
+                _exit(0)
+    _exit(0)
