@@ -18,34 +18,80 @@ from __future__ import annotations
 
 from ._exceptions import (
     DeadlineExceededError as DeadlineExceededError,
+)
+from ._exceptions import (
     PoolBrokenError as PoolBrokenError,
+)
+from ._exceptions import (
     PoolClosedError as PoolClosedError,
+)
+from ._exceptions import (
     PoolError as PoolError,
+)
+from ._exceptions import (
     ProtocolError as ProtocolError,
+)
+from ._exceptions import (
     QueueFullError as QueueFullError,
+)
+from ._exceptions import (
     RemoteTaskError as RemoteTaskError,
+)
+from ._exceptions import (
     RemoteTraceback as RemoteTraceback,
+)
+from ._exceptions import (
     SerializationError as SerializationError,
+)
+from ._exceptions import (
     TaskCancelledError as TaskCancelledError,
+)
+from ._exceptions import (
     TaskError as TaskError,
+)
+from ._exceptions import (
     TaskTimeoutError as TaskTimeoutError,
+)
+from ._exceptions import (
     ValidationError as ValidationError,
+)
+from ._exceptions import (
     WorkerBridgeError as WorkerBridgeError,
+)
+from ._exceptions import (
     WorkerCrashedError as WorkerCrashedError,
 )
 from ._pool import (
     MapIterator as MapIterator,
+)
+from ._pool import (
     Percentiles as Percentiles,
+)
+from ._pool import (
     PoolStats as PoolStats,
+)
+from ._pool import (
     ProgressInfo as ProgressInfo,
+)
+from ._pool import (
     TaskHandle as TaskHandle,
+)
+from ._pool import (
     WorkerPool as WorkerPool,
+)
+from ._pool import (
     WorkerStats as WorkerStats,
 )
 from ._worker import (
     TaskContext as TaskContext,
+)
+from ._worker import (
     current_task as current_task,
+)
+from ._worker import (
     operation as operation,
+)
+from ._worker import (
     register_channel as register_channel,
 )
 

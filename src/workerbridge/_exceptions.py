@@ -68,14 +68,16 @@ class TaskError(WorkerBridgeError):
         return (_rebuild, (type(self), self.__dict__, self.args))
 
 
-def _rebuild(cls: type[BaseException], state: dict[str, object], args: tuple[object, ...]) -> BaseException:
+def _rebuild(
+    cls: type[BaseException], state: dict[str, object], args: tuple[object, ...]
+) -> BaseException:
     exc = cls.__new__(cls)
     exc.args = args
     exc.__dict__.update(state)
     return exc
 
 
-class RemoteTraceback(Exception):
+class RemoteTraceback(Exception):  # noqa: N818 - it carries a traceback, not an error
     """The formatted traceback of a task's exception, attached as ``__cause__`` in debug mode."""
 
     def __init__(self, tb: str) -> None:

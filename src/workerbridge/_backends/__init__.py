@@ -1,6 +1,14 @@
 """Layer: backends, the things that run a pool's workers behind one small interface."""
 
-from ._base import Backend, BackendOptions, ExitReason, Worker, WorkerEvents, WorkerExit, signal_name
+from ._base import (
+    Backend,
+    BackendOptions,
+    ExitReason,
+    Worker,
+    WorkerEvents,
+    WorkerExit,
+    signal_name,
+)
 from ._inline import InlineBackend
 from ._process import ProcessBackend, default_start_method
 from ._thread import ThreadBackend

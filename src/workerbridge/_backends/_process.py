@@ -54,7 +54,7 @@ class ProcessWorker:
         self._events = events
         self._worker_id = worker_id
         ctx = backend.context
-        self._array: Any = ctx.RawArray("q", SLOTS)  # type: ignore[attr-defined]
+        self._array: Any = ctx.RawArray("q", SLOTS)
         self._control = ControlBlock(memoryview(self._array))
         req_r, req_w = ctx.Pipe(duplex=False)
         resp_r, resp_w = ctx.Pipe(duplex=False)
@@ -245,7 +245,7 @@ class ProcessBackend:
         self.context: BaseContext = multiprocessing.get_context(method)
         if method == "forkserver":
             # Preloading our worker module makes each fork start with it imported.
-            self.context.set_forkserver_preload(["__main__", "workerbridge._worker._main"])  # type: ignore[attr-defined]
+            self.context.set_forkserver_preload(["__main__", "workerbridge._worker._main"])
         initializer = b""
         if options.initializer is not None:
             initializer = cloudpickle.dumps((options.initializer, options.initargs))

@@ -8,6 +8,7 @@ arrives exactly once.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Callable
 __all__ = ["Reactor"]
 
 Handler = Callable[[int], None]
+logger = logging.getLogger("workerbridge")
 
 
 class Reactor:
@@ -116,11 +118,7 @@ class Reactor:
         try:
             handler(fd)
         except Exception:  # pragma: no cover - a bug; keep serving the other workers
-            import sys
-            import traceback
-
-            print("workerbridge: error in the I/O thread:", file=sys.stderr)
-            traceback.print_exc()
+            logger.exception("workerbridge: error in the I/O thread")
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the loop and release its descriptors."""

@@ -48,6 +48,9 @@ class InProcessWorker:
     def heartbeat_age(self, now_ns: int) -> float:
         return 0.0  # a thread of this process is as alive as the process itself
 
+    def send(self, messages: Sequence[ToWorker]) -> None:
+        raise NotImplementedError
+
     def _progress(self, progress: Progress) -> None:
         if not self._exited:
             self._events.on_messages(self, [progress])
@@ -74,7 +77,9 @@ class InProcessWorker:
             if self._exited:
                 return
             self._exited = True
-        self._events.on_exit(self, WorkerExit(os.getpid(), 0 if reason == "stopped" else None, reason))
+        self._events.on_exit(
+            self, WorkerExit(os.getpid(), 0 if reason == "stopped" else None, reason)
+        )
 
     def kill(self) -> None:
         # Threads cannot be stopped from outside: abandon this one. Its exit is reported from

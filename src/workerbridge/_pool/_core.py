@@ -25,7 +25,6 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
 
 from .._backends import Backend, Worker, WorkerExit
 from .._exceptions import (
@@ -39,7 +38,16 @@ from .._exceptions import (
     TaskTimeoutError,
     WorkerCrashedError,
 )
-from .._protocol import ErrorInfo, FromWorker, Progress, Ready, Request, Response, Shutdown, ToWorker
+from .._protocol import (
+    ErrorInfo,
+    FromWorker,
+    Progress,
+    Ready,
+    Request,
+    Response,
+    Shutdown,
+    ToWorker,
+)
 from .._worker import MAX_IN_FLIGHT
 from ._queue import TaskQueue
 from ._scheduler import Strategy, assign
@@ -446,8 +454,10 @@ class PoolCore:
                     self._retry_locked(task)
                     continue
                 reason = slot.kill_reason or "died"
-                crash_reason = "unresponsive" if reason == "unresponsive" else (
-                    "protocol" if exit.reason == "protocol" else "died"
+                crash_reason = (
+                    "unresponsive"
+                    if reason == "unresponsive"
+                    else ("protocol" if exit.reason == "protocol" else "died")
                 )
                 self._finish_locked(
                     task,
@@ -611,7 +621,10 @@ class PoolCore:
             if slot.state == "starting" and now > slot.boot_deadline:
                 slot.kill_reason = f"not ready after {self.config.ready_timeout} s"
                 effects.kills.append(worker)
-            elif slot.state == "ready" and worker.heartbeat_age(now_ns) > self.config.heartbeat_timeout:
+            elif (
+                slot.state == "ready"
+                and worker.heartbeat_age(now_ns) > self.config.heartbeat_timeout
+            ):
                 slot.kill_reason = "unresponsive"
                 effects.kills.append(worker)
 
@@ -787,4 +800,3 @@ def _seq_of(slot: _Slot, task_id: int) -> int:
         if task.id == task_id:
             return seq
     return -1
-

@@ -80,7 +80,8 @@ def _cached_reference(fn: Callable[..., Any]) -> tuple[str, bytes]:
 
 def _pickle_function(fn: Callable[..., Any]) -> bytes:
     try:
-        return cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled: bytes = cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickled
     except Exception as exc:
         raise SerializationError(f"cannot pickle function {fn!r}: {exc}") from exc
 
@@ -150,14 +151,22 @@ class WorkerPool:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         if size is None:
-            size = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            size = (
+                len(os.sched_getaffinity(0))
+                if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1
+            )
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValidationError(f"size must be a positive int, got {size!r}")
         if backend not in ("process", "thread", "inline"):
-            raise ValidationError(f"backend must be 'process', 'thread' or 'inline', got {backend!r}")
+            raise ValidationError(
+                f"backend must be 'process', 'thread' or 'inline', got {backend!r}"
+            )
         if strategy not in STRATEGIES:
             raise ValidationError(f"strategy must be one of {sorted(STRATEGIES)}, got {strategy!r}")
-        if max_queue is not None and (isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0):
+        if max_queue is not None and (
+            isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0
+        ):
             raise ValidationError(f"max_queue must be an int >= 0 or None, got {max_queue!r}")
         if initializer is not None and not callable(initializer):
             raise ValidationError(f"initializer must be callable, got {initializer!r}")
@@ -274,9 +283,7 @@ class WorkerPool:
         self._core.submit([task])
         return task.handle
 
-    def call(
-        self, channel: str, operation: str, /, *args: Any, **options: Any
-    ) -> TaskHandle[Any]:
+    def call(self, channel: str, operation: str, /, *args: Any, **options: Any) -> TaskHandle[Any]:
         """Run the registered channel operation ``channel.operation(*args)``; options as
         for ``submit``."""
         task = self._make_task("", b"", channel, operation, args, False, options)
@@ -284,7 +291,16 @@ class WorkerPool:
         return task.handle
 
     _OPTIONS = frozenset(
-        {"timeout", "priority", "deadline", "on_progress", "signal", "retries", "retry_on", "affinity"}
+        {
+            "timeout",
+            "priority",
+            "deadline",
+            "on_progress",
+            "signal",
+            "retries",
+            "retry_on",
+            "affinity",
+        }
     )
 
     def _make_task(
@@ -389,17 +405,20 @@ class WorkerPool:
         ``timeout`` applies to each chunk.
         """
         items = list(iterable)
+        size: int
         if chunksize == "auto":
-            chunksize = max(1, -(-len(items) // (self.size * 4)))
+            size = max(1, -(-len(items) // (self.size * 4)))
         elif isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
             raise ValidationError(f"chunksize must be a positive int or 'auto', got {chunksize!r}")
+        else:
+            size = chunksize
         function, pickled = _encode_function(fn)
         options: dict[str, Any] = {"priority": priority}
         if timeout is not None:
             options["timeout"] = timeout
         tasks = [
-            self._make_task(function, pickled, "", "", (items[i : i + chunksize],), True, options)
-            for i in range(0, len(items), chunksize)
+            self._make_task(function, pickled, "", "", (items[i : i + size],), True, options)
+            for i in range(0, len(items), size)
         ]
         if tasks:
             self._core.submit(tasks)
@@ -431,7 +450,7 @@ class WorkerPool:
         self._core.terminate()
         self._finalizer.detach()
 
-    async def aclose(self, timeout: float | None = None) -> None:
+    async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - as close()
         """``close()`` without blocking the event loop."""
         await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
 
@@ -486,4 +505,3 @@ def _terminate_live_pools() -> None:
     # LIFO): our workers are stopped by us, quietly, before multiprocessing joins children.
     for core in list(_live_cores):
         core.terminate()
-

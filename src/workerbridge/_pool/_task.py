@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import sys
-import traceback
+import logging
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, FINISHED
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 from .._exceptions import TaskCancelledError
 
@@ -78,15 +77,15 @@ class TaskHandle(Future[R]):
         return self._canceller(self)
 
     def cancelled(self) -> bool:
-        with self._condition:  # type: ignore[attr-defined]
-            state = self._state  # type: ignore[attr-defined]
+        with self._condition:
+            state = self._state
             return bool(
                 state == CANCELLED
-                or (state == FINISHED and isinstance(self._exception, TaskCancelledError))  # type: ignore[attr-defined]
+                or (state == FINISHED and isinstance(self._exception, TaskCancelledError))
             )
 
     def __repr__(self) -> str:
-        return f"<TaskHandle id={self._task_id} {self._state.lower()}>"  # type: ignore[attr-defined]
+        return f"<TaskHandle id={self._task_id} {self._state.lower()}>"
 
     def __await__(self) -> Generator[Any, None, R]:
         return self._as_asyncio_future().__await__()
@@ -120,14 +119,15 @@ class TaskHandle(Future[R]):
         self.add_done_callback(on_handle_done)
         return waiter
 
-    def _report_progress(self, info: ProgressInfo, callback: Callable[[ProgressInfo], Any] | None) -> None:
+    def _report_progress(
+        self, info: ProgressInfo, callback: Callable[[ProgressInfo], Any] | None
+    ) -> None:
         self._progress = info
         if callback is not None:
             try:
                 callback(info)
             except Exception:
-                print("workerbridge: exception in on_progress callback:", file=sys.stderr)
-                traceback.print_exc()
+                logging.getLogger("workerbridge").exception("exception in on_progress callback")
 
 
 class TaskState(enum.Enum):
@@ -142,8 +142,8 @@ class TaskRecord:
     __slots__ = (
         "affinity",
         "attempt",
-        "chunked",
         "channel",
+        "chunked",
         "deadline",
         "entry",
         "function",

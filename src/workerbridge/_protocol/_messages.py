@@ -73,9 +73,9 @@ class Request(msgspec.Struct, tag="request", frozen=True, array_like=True):
     Exactly one of ``function`` (``"module:qualname"``), ``pickled_function`` (cloudpickle)
     or ``channel``/``operation`` (a registered channel operation) names what to run. ``payload``
     is the pickled tuple of positional arguments; with ``chunked`` it is ``(items,)`` and
-    the function runs once per item (``map`` groups items into one request). ``deadline`` is an absolute
-    ``time.monotonic()`` value (the clock is system-wide on Linux) after which the task must
-    not start.
+    the function runs once per item (``map`` groups items into one request). ``deadline``
+    is an absolute ``time.monotonic()`` value (the clock is system-wide on Linux) after
+    which the task must not start.
     """
 
     id: TaskId

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-
 from multiprocessing.connection import Connection
 
 __all__ = ["PIPE_SIZE", "enlarge_pipe", "take_fd", "write_all"]

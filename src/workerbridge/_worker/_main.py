@@ -134,7 +134,7 @@ def worker_main(
         try:
             messages = decoder.feed(data)
         except ProtocolError as exc:
-            print(f"workerbridge worker {pid}: {exc}", file=sys.stderr)
+            sys.stderr.write(f"workerbridge worker {pid}: {exc}\n")
             _exit(EXIT_PROTOCOL)
         for message in messages:
             if type(message) is Request:

@@ -59,7 +59,7 @@ def error_info(kind: ErrorKind, exc: BaseException, debug: bool) -> ErrorInfo:
     return ErrorInfo(kind, f"{cls.__module__}.{cls.__qualname__}", message, tb)
 
 
-class _LookupFailure(Exception):
+class _LookupFailedError(Exception):
     pass
 
 
@@ -100,10 +100,12 @@ class TaskRunner:
                 return fn
             return lookup(req.channel, req.operation)
         except LookupError as exc:
-            raise _LookupFailure(str(exc)) from None
+            raise _LookupFailedError(str(exc)) from None
 
     def _fail(self, req: Request, kind: ErrorKind, exc: BaseException, run_ns: int = 0) -> Response:
-        return Response(req.id, req.attempt, False, error=error_info(kind, exc, self._debug), run_ns=run_ns)
+        return Response(
+            req.id, req.attempt, False, error=error_info(kind, exc, self._debug), run_ns=run_ns
+        )
 
     def run(self, req: Request) -> Response:
         """Run ``req`` in this thread and describe the outcome.
@@ -117,12 +119,14 @@ class TaskRunner:
             self._skip.discard((req.id, req.attempt))
             return self._fail(req, "cancelled", TaskCancelledError("cancelled before start"))
         if req.deadline is not None and time.monotonic() > req.deadline:
-            return self._fail(req, "deadline", TimeoutError("start deadline passed before the task started"))
+            return self._fail(
+                req, "deadline", TimeoutError("start deadline passed before the task started")
+            )
         control.mark_started(seq)
         try:
             fn = self._function(req)
             args = pickle.loads(req.payload)
-        except _LookupFailure as exc:
+        except _LookupFailedError as exc:
             return self._fail(req, "lookup", exc)
         except Exception as exc:
             return self._fail(req, "serialization", exc)

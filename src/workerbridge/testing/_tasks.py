@@ -68,7 +68,7 @@ def crash(how: str = "kill") -> None:
     elif how == "segv":
         import faulthandler
 
-        faulthandler._sigsegv()
+        faulthandler._sigsegv()  # type: ignore[attr-defined]
     elif how == "exit":
         os._exit(0)
     elif how == "sysexit":
