@@ -154,18 +154,19 @@ class ProcessWorker:
 
     # -- reading -------------------------------------------------------------------------
     def _on_readable(self, fd: int) -> None:
+        inbox = self._backend.inbox
         try:
-            data = os.read(fd, _READ_SIZE)
+            received = os.readv(fd, [inbox])
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:
+            received = 0
+        if not received:
             self._backend.reactor.remove_reader(fd)
             return
-        self._deliver(data)
+        self._deliver(self._backend.inbox_view[:received])
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, data: bytes | memoryview) -> None:
         if self._protocol_error is not None:
             return
         try:
@@ -256,6 +257,10 @@ class ProcessBackend:
             initializer=initializer,
         )
         self.alive_reader, self._alive_writer = self.context.Pipe(duplex=False)
+        # The receive buffer of the I/O thread, shared by all workers (only that thread
+        # reads): os.read would allocate a buffer of the full read size on every call.
+        self.inbox = bytearray(_READ_SIZE)
+        self.inbox_view = memoryview(self.inbox)
         self.reactor = Reactor()
 
     def start_worker(self, worker_id: int, events: WorkerEvents) -> ProcessWorker:

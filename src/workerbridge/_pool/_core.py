@@ -31,6 +31,7 @@ from .._exceptions import (
     DeadlineExceededError,
     PoolBrokenError,
     PoolClosedError,
+    QueueFullError,
     RemoteTaskError,
     RemoteTraceback,
     SerializationError,
@@ -56,14 +57,15 @@ from ._task import ProgressInfo, TaskRecord, TaskState
 
 __all__ = ["PoolConfig", "PoolCore"]
 
-#: A task whose worker-measured run time averages below this is "tiny": the pool then keeps
-#: several requests in flight per worker so the worker never waits for the round trip.
-_TINY_TASK_S = 200e-6
-#: Requests in flight per worker for tiny tasks (bounded by the control block's ring).
-_DEEP_WINDOW = min(32, MAX_IN_FLIGHT)
-#: For longer tasks: one running, one waiting in the pipe, so the worker starts the next
-#: task at once while queued tasks stay in the pool's queue (cancellable, re-prioritisable).
-_SHALLOW_WINDOW = 2
+#: How much work (in seconds of the recent average run time) the pool keeps in flight on
+#: each worker. Enough to cover a round trip and a GIL switch interval (5 ms) of a caller
+#: that submits in a tight loop, so a worker never waits for the I/O thread's next turn;
+#: short enough that queued tasks mostly stay in the pool's queue, where they can still be
+#: cancelled, re-prioritised and balanced across workers.
+_IN_FLIGHT_WORK_S = 0.005
+#: At least: one task running and the next waiting in the pipe.
+_MIN_WINDOW = 2
+_MAX_WINDOW = min(512, MAX_IN_FLIGHT)
 
 
 class PoolConfig:
@@ -125,7 +127,7 @@ class _Slot:
         self.in_flight: dict[int, TaskRecord] = {}  # seq -> task, in sending order
         self.next_seq = 0
         self.reserved = 0
-        self.window = _SHALLOW_WINDOW
+        self.window = _MIN_WINDOW
         self.completed = 0
         self.failed = 0
         self.restarts = restarts
@@ -197,7 +199,7 @@ class PoolCore:
         self.state = "running"  # running -> closing -> closed | broken
         self._broken: PoolBrokenError | None = None
         self._boot_failures = 0
-        self._run_ema = _TINY_TASK_S * 10
+        self._run_ema = _IN_FLIGHT_WORK_S
         self._started = time.monotonic()
         self._busy_s = 0.0
         self._counts = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "restarts": 0}
@@ -238,9 +240,6 @@ class PoolCore:
         Raises:
             PoolClosedError, PoolBrokenError, QueueFullError: nothing was queued.
         """
-        from .._exceptions import QueueFullError
-
-        effects = _Effects()
         with self._lock:
             if self.state != "running":
                 raise self._rejection()
@@ -250,24 +249,40 @@ class PoolCore:
                 )
             push = self._queue.push
             for task in tasks:
-                task.entry = push(task, task.priority, task.deadline)
+                entry = task.entry = push(task, task.priority, task.deadline)
+                task.order = entry.order
             self._counts["submitted"] += len(tasks)
-            self._dispatch_locked(effects)
+            # From the submitting thread, only idle workers get a task at once (lowest
+            # latency). Workers already busy are topped up by the I/O thread when they
+            # answer, many requests per write: a tight submit loop then costs one write and
+            # one wake-up per batch instead of per task.
+            effects = self._dispatch_locked(None, idle_only=True)
             if any(t.deadline is not None for t in tasks):
                 self._cond.notify()
-        self._perform(effects)
+        if effects is not None:
+            self._perform(effects)
 
     def _rejection(self) -> Exception:
         if self._broken is not None:
             return self._broken
         return PoolClosedError("the pool is closed; it accepts no new tasks")
 
-    def _dispatch_locked(self, effects: _Effects) -> None:
+    def _dispatch_locked(
+        self, effects: _Effects | None, idle_only: bool = False
+    ) -> _Effects | None:
+        """Send what fits; returns ``effects`` (created if None and needed)."""
         if not len(self._queue):
-            return
-        pairs = assign(self._queue, self._slots, self._strategy, self._affinity)
+            return effects
+        slots = self._slots
+        if idle_only:
+            slots = [s for s in slots if not s.in_flight]
+            if not slots:
+                return effects
+        pairs = assign(self._queue, slots, self._strategy, self._affinity, idle_only)
         if not pairs:
-            return
+            return effects
+        if effects is None:
+            effects = _Effects()
         now = time.monotonic()
         sends = effects.sends
         for entry, slot in pairs:
@@ -299,6 +314,7 @@ class PoolCore:
                 sends[slot] = [request]
             else:
                 batch.append(request)
+        return effects
 
     def _mark_started_locked(self, task: TaskRecord, now: float) -> None:
         """``task`` is now at the head of its worker: it runs (or is about to)."""
@@ -373,9 +389,11 @@ class PoolCore:
 
     def _adapt_window_locked(self, run_s: float) -> None:
         self._run_ema += 0.1 * (run_s - self._run_ema)
-        window = _DEEP_WINDOW if self._run_ema < _TINY_TASK_S else _SHALLOW_WINDOW
-        for slot in self._slots:
-            slot.window = window
+        window = int(_IN_FLIGHT_WORK_S / max(self._run_ema, 1e-6))
+        window = _MIN_WINDOW if window < _MIN_WINDOW else min(window, _MAX_WINDOW)
+        if window != self._slots[0].window:
+            for slot in self._slots:
+                slot.window = window
 
     def _task_error(self, task: TaskRecord, info: ErrorInfo) -> BaseException:
         tid = task.id
@@ -411,7 +429,7 @@ class PoolCore:
         task.state = TaskState.QUEUED
         task.slot = None
         task.started_at = None
-        task.entry = self._queue.push(task, task.priority, task.deadline)
+        task.entry = self._queue.push(task, task.priority, task.deadline, task.order)
 
     def _finish_locked(
         self, task: TaskRecord, outcome: Response | BaseException, effects: _Effects
@@ -448,7 +466,7 @@ class PoolCore:
                     task.state = TaskState.QUEUED
                     task.slot = None
                     task.started_at = None
-                    task.entry = self._queue.push(task, task.priority, task.deadline)
+                    task.entry = self._queue.push(task, task.priority, task.deadline, task.order)
                     continue
                 if task.attempt <= task.retries:
                     self._retry_locked(task)

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, final
 
 from ._task import TaskHandle
 
@@ -15,6 +15,7 @@ __all__ = ["MapIterator"]
 R = TypeVar("R")
 
 
+@final
 class MapIterator(Generic[R]):
     """Results of ``map``, one item at a time, with ``for`` or ``async for``.
 

@@ -34,8 +34,12 @@ class TaskQueue(Generic[T]):
     """Priority queue of waiting items with start deadlines."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, float, int, QueueEntry[T]]] = []
-        self._deadlines: list[tuple[float, int, QueueEntry[T]]] = []
+        # Heap items end with a unique push number before the entry, so two items never
+        # compare their entries (an entry put back keeps its order; stale items of the
+        # same entry may still sit in the heaps until they surface).
+        self._heap: list[tuple[int, float, int, int, QueueEntry[T]]] = []
+        self._deadlines: list[tuple[float, int, int, QueueEntry[T]]] = []
+        self._pushes = itertools.count()
         self._order = itertools.count()
         self._len = 0
 
@@ -51,31 +55,30 @@ class TaskQueue(Generic[T]):
         if order is None:
             order = next(self._order)
         entry = QueueEntry(item, priority, deadline, order)
-        heapq.heappush(
-            self._heap, (-priority, math.inf if deadline is None else deadline, order, entry)
-        )
-        if deadline is not None:
-            heapq.heappush(self._deadlines, (deadline, order, entry))
-        self._len += 1
+        self._insert(entry)
         return entry
 
     def reinsert(self, entry: QueueEntry[T]) -> None:
         """Put a popped entry back in its original place (same object, same order)."""
         entry.alive = True
+        self._insert(entry)
+
+    def _insert(self, entry: QueueEntry[T]) -> None:
         deadline = entry.deadline
+        push = next(self._pushes)
         heapq.heappush(
             self._heap,
-            (-entry.priority, math.inf if deadline is None else deadline, entry.order, entry),
+            (-entry.priority, math.inf if deadline is None else deadline, entry.order, push, entry),
         )
         if deadline is not None:
-            heapq.heappush(self._deadlines, (deadline, entry.order, entry))
+            heapq.heappush(self._deadlines, (deadline, entry.order, push, entry))
         self._len += 1
 
     def pop(self) -> QueueEntry[T] | None:
         """Remove and return the entry that leaves next, or None when empty."""
         heap = self._heap
         while heap:
-            entry = heapq.heappop(heap)[3]
+            entry = heapq.heappop(heap)[4]
             if entry.alive:
                 entry.alive = False
                 self._len -= 1
@@ -96,7 +99,7 @@ class TaskQueue(Generic[T]):
     def next_deadline(self) -> float | None:
         """The earliest deadline of a waiting item."""
         deadlines = self._deadlines
-        while deadlines and not deadlines[0][2].alive:
+        while deadlines and not deadlines[0][3].alive:
             heapq.heappop(deadlines)
         return deadlines[0][0] if deadlines else None
 
@@ -105,7 +108,7 @@ class TaskQueue(Generic[T]):
         expired: list[QueueEntry[T]] = []
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] < now:
-            entry = heapq.heappop(deadlines)[2]
+            entry = heapq.heappop(deadlines)[3]
             if entry.alive:
                 entry.alive = False
                 self._len -= 1

@@ -71,12 +71,14 @@ def assign(
     workers: Sequence[W],
     strategy: Strategy[W],
     affinity: dict[Hashable, W],
+    one_each: bool = False,
 ) -> list[tuple[QueueEntry[T], W]]:
     """Take tasks from ``queue`` for workers with room, in queue order.
 
     A task with an ``affinity`` key goes to the worker that key is bound to (binding it to
     the chosen worker the first time); if that worker has no room the task waits, keeping
-    its place, while tasks behind it may go elsewhere.
+    its place, while tasks behind it may go elsewhere. With ``one_each``, each worker gets
+    at most one task.
     """
     pairs: list[tuple[QueueEntry[T], W]] = []
     held: list[QueueEntry[T]] = []
@@ -98,7 +100,9 @@ def assign(
                 affinity[key] = worker
         pairs.append((entry, worker))
         worker.reserve()
-        if not worker.has_room:
+        if one_each:
+            open_workers = [w for w in open_workers if w is not worker]
+        elif not worker.has_room:
             open_workers = [w for w in open_workers if w.has_room]
     for entry in held:
         queue.reinsert(entry)

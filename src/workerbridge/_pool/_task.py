@@ -36,6 +36,7 @@ class ProgressInfo:
         return 100.0 * self.current / self.total
 
 
+@final
 class TaskHandle(Future[R]):
     """The handle of one submitted task.
 
@@ -152,6 +153,7 @@ class TaskRecord:
         "loop",
         "on_progress",
         "operation",
+        "order",
         "payload",
         "pickled_function",
         "priority",
@@ -206,6 +208,7 @@ class TaskRecord:
         self.attempt = 1
         self.state = TaskState.QUEUED
         self.entry: QueueEntry[TaskRecord] | None = None
+        self.order = -1  # place in submission order, kept when the task is put back
         self.slot: Any = None
         self.seq = -1
         self.started_at: float | None = None

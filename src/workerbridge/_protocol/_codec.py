@@ -57,12 +57,19 @@ class FrameEncoder:
     def encode_into(self, message: object, buf: bytearray) -> None:
         """Append one frame to ``buf``.
 
+        On any error ``buf`` is left as it was.
+
         Raises:
             ProtocolError: the body exceeds ``max_message_bytes``.
+            TypeError, UnicodeEncodeError: the message holds a value msgspec cannot encode.
         """
         start = len(buf)
         buf += b"\0\0\0\0"
-        self._encoder.encode_into(message, buf, -1)
+        try:
+            self._encoder.encode_into(message, buf, -1)
+        except BaseException:
+            del buf[start:]  # never leave half a frame in a batch
+            raise
         size = len(buf) - start - HEADER_SIZE
         if size > self.max_message_bytes:
             del buf[start:]

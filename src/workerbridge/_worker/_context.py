@@ -16,9 +16,10 @@ from .._exceptions import TaskCancelledError, ValidationError
 
 __all__ = ["TaskContext", "current_task"]
 
-#: Progress reports closer together than this are coalesced (the latest wins), so a task
-#: that reports in a tight loop does not flood the channel. A report that completes the
-#: work (current >= total) is always sent.
+#: Progress reports closer together than this are coalesced, so a task that reports in a
+#: tight loop does not flood the channel: the latest held-back report goes out with the next
+#: one sent, and before the task's result. A report that completes the work
+#: (current >= total) is always sent at once.
 PROGRESS_INTERVAL_S = 0.01
 
 
@@ -31,7 +32,7 @@ class TaskContext:
     a task that keeps running after that is killed with its worker after ``kill_grace``.
     """
 
-    __slots__ = ("_is_cancelled", "_last_sent", "_send", "attempt", "id")
+    __slots__ = ("_held", "_is_cancelled", "_last_sent", "_send", "attempt", "id")
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class TaskContext:
         self._send = send_progress
         self._is_cancelled = is_cancelled
         self._last_sent = 0.0
+        self._held: tuple[float, float] | None = None
 
     def report(self, current: float, total: float = 100.0) -> None:
         """Report that ``current`` of ``total`` units are done.
@@ -59,9 +61,19 @@ class TaskContext:
             )
         now = time.monotonic()
         if current < total and now - self._last_sent < PROGRESS_INTERVAL_S:
+            self._held = (float(current), float(total))
             return
         self._last_sent = now
+        self._held = None
         self._send(float(current), float(total))
+
+    def flush(self) -> None:
+        """Send the report held back by throttling, if any (the runner calls this before
+        sending the task's result, so the last report is never lost)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._send(*held)
 
     @property
     def cancelled(self) -> bool:

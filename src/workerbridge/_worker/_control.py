@@ -25,7 +25,7 @@ import time
 
 __all__ = ["MAX_IN_FLIGHT", "RING", "SLOTS", "ControlBlock"]
 
-RING = 64
+RING = 1024
 #: Upper bound on requests in flight on one worker (see the ring above).
 MAX_IN_FLIGHT = RING
 _HEARTBEAT = 0

@@ -124,15 +124,19 @@ def worker_main(
     write_all(out_fd, encoder.encode(Ready(pid)))
     decoder = to_worker_decoder(config.max_message_bytes)
     out = bytearray()
+    # One receive buffer for the worker's life: os.read would allocate (and free) a buffer
+    # of the full read size on every call, which costs more than the round trip itself.
+    inbox = bytearray(_READ_SIZE)
+    inbox_view = memoryview(inbox)
     while True:
         try:
-            data = os.read(in_fd, _READ_SIZE)
+            received = os.readv(in_fd, [inbox])
         except OSError:
             break
-        if not data:
+        if not received:
             break
         try:
-            messages = decoder.feed(data)
+            messages = decoder.feed(inbox_view[:received])
         except ProtocolError as exc:
             sys.stderr.write(f"workerbridge worker {pid}: {exc}\n")
             _exit(EXIT_PROTOCOL)
@@ -141,7 +145,7 @@ def worker_main(
                 response = runner.run(message)
                 try:
                     encoder.encode_into(response, out)
-                except ProtocolError as exc:
+                except (ProtocolError, TypeError, ValueError) as exc:
                     encoder.encode_into(
                         Response(
                             message.id,

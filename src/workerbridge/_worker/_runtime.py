@@ -56,7 +56,19 @@ def error_info(kind: ErrorKind, exc: BaseException, debug: bool) -> ErrorInfo:
     except Exception:  # a broken __str__ must not stop the error from being reported
         message = f"<unprintable {cls.__qualname__}>"
     tb = "".join(traceback.format_exception(exc)) if debug else ""
-    return ErrorInfo(kind, f"{cls.__module__}.{cls.__qualname__}", message, tb)
+    return ErrorInfo(
+        kind, f"{cls.__module__}.{cls.__qualname__}", _encodable(message), _encodable(tb)
+    )
+
+
+def _encodable(text: str) -> str:
+    # A message may hold lone surrogates (a file name that was not valid UTF-8); they
+    # cannot be encoded on the wire, so show them escaped instead of losing the error.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 class _LookupFailedError(Exception):
@@ -152,6 +164,7 @@ class TaskRunner:
         finally:
             _current.reset(token)
         run_ns = time.perf_counter_ns() - start
+        ctx.flush()
         try:
             data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:

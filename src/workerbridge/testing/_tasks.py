@@ -118,3 +118,192 @@ def hash_chunks(total_bytes: int, chunk_bytes: int) -> str:
     for _ in range(total_bytes // chunk_bytes):
         digest.update(block)
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# Helpers for the integration suite (tests/integration). Tests synchronise with running
+# tasks through marker files: a task creates a "started" file, or waits for a "release"
+# file that the test creates, so no test ever sleeps to wait for a worker.
+
+__all__ += [
+    "block",
+    "crash_once",
+    "fail_initializer",
+    "fail_once",
+    "gated_record",
+    "get_worker_value",
+    "ignore_cancel_until_file",
+    "interrupt_self",
+    "report_and_wait",
+    "return_unpicklable",
+    "set_worker_value",
+    "slow_initializer",
+    "stop_self",
+    "task_id",
+    "touch",
+    "wait_cancelled",
+    "wait_for_file",
+    "worker_identity",
+]
+
+#: How often the file-waiting helpers look for their file: short, so a released task
+#: reacts at once, long enough not to keep a core busy.
+_POLL_S = 0.002
+
+_worker_value: Any = None
+
+
+def touch(path: str) -> None:
+    """Create the (empty) file at ``path``."""
+    with open(path, "a"):
+        pass
+
+
+def _cancel_requested() -> bool:
+    try:
+        return current_task().cancelled
+    except RuntimeError:  # called outside a task (the test waiting on a marker)
+        return False
+
+
+def wait_for_file(path: str, timeout: float = 30.0) -> bool:
+    """Wait until the file at ``path`` exists; True then.
+
+    Inside a task it stops with ``TaskCancelledError`` as soon as the task is cancelled.
+
+    Raises:
+        TimeoutError: the file did not appear within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        # Look for the file *before* reading the cancel flag: a test that cancels the task
+        # and then creates the file must find the task stopped, not released.
+        exists = os.path.exists(path)
+        if _cancel_requested():
+            current_task().raise_if_cancelled()
+        if exists:
+            return True
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        time.sleep(_POLL_S)
+
+
+def block(release: str, started: str = "", timeout: float = 30.0) -> str:
+    """Create ``started`` (if given), then wait for ``release``; return ``"released"``.
+    Stops early, with ``TaskCancelledError``, when cancelled."""
+    if started:
+        touch(started)
+    wait_for_file(release, timeout)
+    return "released"
+
+
+def ignore_cancel_until_file(started: str, release: str, timeout: float = 30.0) -> str:
+    """Create ``started``, then wait for ``release`` paying no attention to cancellation
+    (a task that must be killed, or abandoned on threads)."""
+    touch(started)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
+    return "ignored"
+
+
+def wait_cancelled(started: str, ledger: str, timeout: float = 30.0) -> str:
+    """Create ``started``, wait until ``current_task().cancelled`` turns true, write
+    ``"saw-cancel"`` to ``ledger`` and return normally."""
+    ctx = current_task()
+    touch(started)
+    deadline = time.monotonic() + timeout
+    while not ctx.cancelled:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the task was never cancelled")
+        time.sleep(_POLL_S)
+    record_and_return(ledger, "saw-cancel")
+    return "stopped"
+
+
+def report_and_wait(current: float, total: float, release: str, timeout: float = 30.0) -> str:
+    """Report ``current`` of ``total``, then wait for ``release``."""
+    current_task().report(current, total)
+    wait_for_file(release, timeout)
+    return "done"
+
+
+def gated_record(item: tuple[Any, str, str]) -> Any:
+    """For ``map``: ``item`` is ``(value, gate, ledger)``. Wait for the file ``gate`` (if
+    not empty), append ``value`` to ``ledger`` (if not empty) and return ``value``."""
+    value, gate, ledger = item
+    if gate:
+        wait_for_file(gate)
+    if ledger:
+        record_and_return(ledger, value)
+    return value
+
+
+def worker_identity() -> str:
+    """``"pid:thread-ident"`` of the worker running the task."""
+    import threading
+
+    return f"{os.getpid()}:{threading.get_ident()}"
+
+
+def task_id() -> int:
+    """The id the running task sees through ``current_task()``."""
+    return current_task().id
+
+
+def set_worker_value(value: Any) -> None:
+    """An initializer: remember ``value`` in the worker."""
+    global _worker_value
+    _worker_value = value
+
+
+def get_worker_value() -> Any:
+    """What ``set_worker_value`` stored in this worker."""
+    return _worker_value
+
+
+def fail_initializer(message: str = "initializer failed") -> None:
+    """An initializer that raises ``ValueError(message)``."""
+    raise ValueError(message)
+
+
+def slow_initializer(seconds: float) -> None:
+    """An initializer that takes ``seconds`` (longer than a test's ``ready_timeout``)."""
+    time.sleep(seconds)
+
+
+def crash_once(marker: str, how: str = "kill") -> int:
+    """Crash (see ``crash``) the first time, when ``marker`` does not exist yet; afterwards
+    return the worker's pid."""
+    if not os.path.exists(marker):
+        touch(marker)
+        crash(how)
+    return os.getpid()
+
+
+def fail_once(marker: str, message: str = "first attempt fails") -> str:
+    """Raise ``ValueError`` the first time (``marker`` absent), return ``"ok"`` after."""
+    if not os.path.exists(marker):
+        touch(marker)
+        raise ValueError(message)
+    return "ok"
+
+
+def interrupt_self() -> bool:
+    """Send SIGINT to the worker's own process; True if it is ignored there (and survived)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):  # give a pending Python-level handler its chance to run
+        pass
+    return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def stop_self() -> None:
+    """SIGSTOP the worker's own process: its heartbeat stops with it."""
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def return_unpicklable() -> Any:
+    """Return an object that cannot be pickled (a lock)."""
+    import threading
+
+    return threading.Lock()
