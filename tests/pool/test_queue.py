@@ -206,12 +206,6 @@ def test_an_explicit_order_puts_a_new_entry_back_in_line() -> None:
     assert pop_all(queue) == ["b", "a", "c"]
 
 
-@pytest.mark.xfail(
-    reason="push(order=old) compares QueueEntry objects when a stale heap tuple of the "
-    "old entry (a popped entry's deadline tuple, or a removed entry's heap tuple) has the "
-    "same key; QueueEntry defines no ordering, so heapq raises TypeError",
-    strict=True,
-)
 @pytest.mark.parametrize("leave", ["pop", "remove"])
 def test_push_back_with_the_old_order_after_the_entry_left(leave: str) -> None:
     """What the push docstring offers: "pass an item's old order to put it back in its

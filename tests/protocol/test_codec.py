@@ -118,12 +118,6 @@ def test_encoder_refuses_a_body_above_the_limit_and_leaves_the_buffer_alone() ->
     assert from_worker_decoder().feed(buf) == [Heartbeat(7), Heartbeat(8)]
 
 
-@pytest.mark.xfail(
-    reason="FrameEncoder.encode_into appends the 4-byte header (and part of the body) "
-    "before msgspec fails on an unencodable value, and does not roll back; the next "
-    "frame in the batch then starts inside a corrupt one",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "message",
     [
@@ -143,12 +137,6 @@ def test_encoder_leaves_the_buffer_alone_when_encoding_fails(message: object) ->
     assert buf == before
 
 
-@pytest.mark.xfail(
-    reason="error_info() keeps lone surrogates of str(exc) (e.g. an undecodable file name "
-    "in the message), which msgspec cannot encode; in a process worker the "
-    "UnicodeEncodeError escapes worker_main and the task fails as WorkerCrashedError",
-    strict=True,
-)
 def test_a_sanitized_error_can_always_be_framed() -> None:
     # A name from os.listdir() on bytes that are not UTF-8, put into a message with an
     # f-string, as application code does.

@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
+import psutil
+
 from .._backends import Backend, Worker, WorkerExit
 from .._exceptions import (
     DeadlineExceededError,
@@ -76,6 +78,9 @@ class PoolConfig:
         "heartbeat_timeout",
         "kill_grace",
         "max_boot_failures",
+        "max_errors",
+        "max_memory_per_worker",
+        "max_tasks_per_worker",
         "ready_timeout",
         "size",
     )
@@ -89,6 +94,9 @@ class PoolConfig:
         heartbeat_timeout: float,
         ready_timeout: float,
         max_boot_failures: int,
+        max_errors: int | None = None,
+        max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | None = None,
     ) -> None:
         self.size = size
         self.kill_grace = kill_grace
@@ -96,6 +104,9 @@ class PoolConfig:
         self.heartbeat_timeout = heartbeat_timeout
         self.ready_timeout = ready_timeout
         self.max_boot_failures = max_boot_failures
+        self.max_errors = max_errors
+        self.max_tasks_per_worker = max_tasks_per_worker
+        self.max_memory_per_worker = max_memory_per_worker
 
 
 class _Slot:
@@ -105,14 +116,17 @@ class _Slot:
         "boot_deadline",
         "completed",
         "core",
+        "errors_in_a_row",
         "failed",
         "in_flight",
         "index",
         "kill_reason",
         "next_seq",
         "pid",
+        "recycle_reason",
         "reserved",
         "restarts",
+        "shutdown_sent",
         "state",
         "window",
         "worker",
@@ -132,6 +146,9 @@ class _Slot:
         self.failed = 0
         self.restarts = restarts
         self.kill_reason: str | None = None
+        self.recycle_reason: str | None = None
+        self.shutdown_sent = False
+        self.errors_in_a_row = 0
         self.boot_deadline = 0.0
 
     # scheduler view
@@ -199,6 +216,8 @@ class PoolCore:
         self.state = "running"  # running -> closing -> closed | broken
         self._broken: PoolBrokenError | None = None
         self._boot_failures = 0
+        self._spawning = 0
+        self._respawn_at = 0.0
         self._run_ema = _IN_FLIGHT_WORK_S
         self._started = time.monotonic()
         self._busy_s = 0.0
@@ -217,18 +236,32 @@ class PoolCore:
         self._supervisor.start()
 
     def _spawn(self, slot: _Slot) -> None:
-        slot.boot_deadline = time.monotonic() + self.config.ready_timeout
+        """Start a worker for ``slot`` (outside the lock: starting a process takes time).
+
+        Invariant: ``_spawning`` counts starts in progress, so shutdown waits for them and
+        kills a worker that finished starting after the pool began to close.
+        """
+        with self._lock:
+            self._spawning += 1
+            slot.boot_deadline = time.monotonic() + self.config.ready_timeout
         try:
             worker = self.backend.start_worker(slot.index, slot)
         except OSError as exc:
             with self._lock:
+                self._spawning -= 1
                 slot.state = "dead"
                 self._boot_failed_locked(exc)
+                self._cond.notify_all()
             return
         with self._lock:
+            self._spawning -= 1
             if slot.worker is None:
                 slot.worker = worker
             slot.pid = worker.pid
+            too_late = self.state not in ("running", "broken")
+            self._cond.notify_all()
+        if too_late:
+            worker.kill()
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -365,27 +398,63 @@ class PoolCore:
         task = slot.in_flight.pop(seq, None)
         if task is None:
             return  # unknown or duplicate: dropped
-        now = time.monotonic()
         if slot.in_flight:
-            head = next(iter(slot.in_flight.values()))
-            if head.started_at is None and head.state is TaskState.SENT:
-                self._mark_started_locked(head, now)
+            # The worker runs its requests in order: the next one starts now.
+            head_seq, head = next(iter(slot.in_flight.items()))
+            if _is_current(slot, head_seq, head) and head.started_at is None:
+                self._mark_started_locked(head, time.monotonic())
         run_s = response.run_ns / 1e9
         self._busy_s += run_s
         self._run.add(run_s)
         self._adapt_window_locked(run_s)
-        if task.state is not TaskState.SENT or task.attempt != response.attempt:
+        if slot.state == "stopping" and not slot.in_flight and self.state == "running":
+            self._send_shutdown_locked(slot, effects)  # a recycled worker has drained
+        if not _is_current(slot, seq, task) or task.attempt != response.attempt:
             return  # already resolved (cancelled, timed out, closed): the reply is dropped
         if response.ok:
             slot.completed += 1
+            slot.errors_in_a_row = 0
             self._finish_locked(task, response, effects)
+            self._maybe_recycle_locked(slot, effects)
             return
         slot.failed += 1
         error = self._task_error(task, response.error)  # type: ignore[arg-type]
+        if isinstance(error, RemoteTaskError):
+            slot.errors_in_a_row += 1
         if isinstance(error, RemoteTaskError) and self._should_retry(task, error):
             self._retry_locked(task)
+        else:
+            self._finish_locked(task, error, effects)
+        self._maybe_recycle_locked(slot, effects)
+
+    def _maybe_recycle_locked(self, slot: _Slot, effects: _Effects) -> None:
+        """Replace a worker, between tasks, that did its share (``max_tasks_per_worker``),
+        failed too often in a row (``max_errors``) or grew too large
+        (``max_memory_per_worker``, checked by the supervisor)."""
+        config = self.config
+        if slot.state != "ready" or self.state != "running":
             return
-        self._finish_locked(task, error, effects)
+        reason = None
+        if (
+            config.max_tasks_per_worker
+            and slot.completed + slot.failed >= config.max_tasks_per_worker
+        ):
+            reason = "max_tasks_per_worker reached"
+        elif config.max_errors and slot.errors_in_a_row >= config.max_errors:
+            reason = f"{slot.errors_in_a_row} task errors in a row"
+        elif slot.recycle_reason is not None:
+            reason = slot.recycle_reason
+        if reason is None:
+            return
+        slot.state = "stopping"  # no new tasks; shut down once what it holds is done
+        slot.recycle_reason = reason
+        if not slot.in_flight:
+            self._send_shutdown_locked(slot, effects)
+
+    def _send_shutdown_locked(self, slot: _Slot, effects: _Effects) -> None:
+        if not slot.shutdown_sent and slot.worker is not None:
+            slot.shutdown_sent = True
+            effects.sends.setdefault(slot, []).append(Shutdown())
 
     def _adapt_window_locked(self, run_s: float) -> None:
         self._run_ema += 0.1 * (run_s - self._run_ema)
@@ -455,13 +524,13 @@ class PoolCore:
             if not was_ready and self.state == "running":
                 cause = slot.kill_reason or exit.describe()
                 self._boot_failed_locked(RuntimeError(f"worker failed to start: {cause}"))
-            in_flight = list(slot.in_flight.values())
+            in_flight = list(slot.in_flight.items())
             slot.in_flight.clear()
             control = worker.control
-            for task in in_flight:
-                if task.state is not TaskState.SENT:
+            for seq, task in in_flight:
+                if not _is_current(slot, seq, task):
                     continue
-                if not control.has_started(task.seq):
+                if not control.has_started(seq):
                     # Never started: back to its place in the queue, it was not "held".
                     task.state = TaskState.QUEUED
                     task.slot = None
@@ -501,6 +570,9 @@ class PoolCore:
 
     def _boot_failed_locked(self, cause: BaseException) -> None:
         self._boot_failures += 1
+        # Back off before the next start (50 ms, doubling, at most 1 s), so a worker that
+        # cannot start never turns into a spawn storm while the pool decides it is broken.
+        self._respawn_at = time.monotonic() + min(0.05 * 2 ** (self._boot_failures - 1), 1.0)
         if self._boot_failures >= self.config.max_boot_failures and self.state == "running":
             broken = PoolBrokenError(
                 f"workers keep failing to start ({self._boot_failures} in a row): {cause}"
@@ -529,19 +601,25 @@ class PoolCore:
                 self._queue.remove(task.entry)
                 task.entry = None
         elif task.state is TaskState.SENT:
-            slot: _Slot = task.slot
-            worker = slot.worker
-            if worker is not None:
-                worker.control.request_cancel(task.seq)
-                seq = task.seq
-                self._add_timer_locked(
-                    time.monotonic() + self.config.kill_grace,
-                    lambda now, fx: self._enforce_stop_locked(slot, seq, error, fx),
-                )
+            self._halt_attempt_locked(task, error)
         self._finish_locked(task, error, effects)
 
+    def _halt_attempt_locked(self, task: TaskRecord, error: BaseException | None) -> None:
+        """Raise the cancel flag of ``task``'s current attempt; kill its worker if the
+        attempt still runs ``kill_grace`` seconds later."""
+        slot: _Slot = task.slot
+        worker = slot.worker
+        if worker is None:
+            return
+        seq = task.seq
+        worker.control.request_cancel(seq)
+        self._add_timer_locked(
+            time.monotonic() + self.config.kill_grace,
+            lambda now, fx: self._enforce_stop_locked(slot, seq, error, fx),
+        )
+
     def _enforce_stop_locked(
-        self, slot: _Slot, seq: int, error: BaseException, effects: _Effects
+        self, slot: _Slot, seq: int, error: BaseException | None, effects: _Effects
     ) -> None:
         """Kill the worker if a task told to stop ``kill_grace`` ago still runs."""
         task = slot.in_flight.get(seq)
@@ -558,6 +636,10 @@ class PoolCore:
         self, task: TaskRecord, attempt: int, now: float, effects: _Effects
     ) -> None:
         if task.state is not TaskState.SENT or task.attempt != attempt:
+            return
+        if task.attempt <= task.retries:
+            self._halt_attempt_locked(task, None)
+            self._retry_locked(task)
             return
         self._stop_task_locked(
             task,
@@ -588,7 +670,9 @@ class PoolCore:
                 deadline = self._queue.next_deadline()
                 if deadline is not None:
                     wake = min(wake, deadline)
-                if wake > now and not self._needs_spawn_locked():
+                if self._needs_spawn_locked():
+                    wake = min(wake, self._respawn_at)
+                if wake > now:
                     self._cond.wait(wake - now)
                 if self.state == "closed":
                     return
@@ -619,7 +703,7 @@ class PoolCore:
         return self.state == "running" and any(s.state == "dead" for s in self._slots)
 
     def _slots_to_spawn_locked(self) -> list[_Slot]:
-        if self.state != "running":
+        if self.state != "running" or time.monotonic() < self._respawn_at:
             return []
         fresh = []
         for i, slot in enumerate(self._slots):
@@ -645,6 +729,11 @@ class PoolCore:
             ):
                 slot.kill_reason = "unresponsive"
                 effects.kills.append(worker)
+            elif slot.state == "ready" and self.config.max_memory_per_worker and slot.pid:
+                rss = _rss(slot.pid)
+                if rss > self.config.max_memory_per_worker:
+                    slot.recycle_reason = f"RSS {rss} bytes above max_memory_per_worker"
+                    self._maybe_recycle_locked(slot, effects)
 
     def _fail_queued_locked(self, error: BaseException, effects: _Effects) -> None:
         for entry in self._queue.drain():
@@ -726,6 +815,8 @@ class PoolCore:
                     self._finish_locked(task, PoolClosedError("the pool was terminated"), effects)
 
     def _shutdown(self, graceful: bool, wait: float = 5.0) -> None:
+        """Stop every worker: ``Shutdown`` (graceful) or kill; escalate to kill halfway
+        through ``wait``; then release the backend. Bounded by ``wait`` seconds."""
         effects = _Effects()
         with self._lock:
             if self.state == "closed":
@@ -736,26 +827,28 @@ class PoolCore:
                     continue
                 if graceful and slot.state == "ready":
                     slot.state = "stopping"
-                    effects.sends.setdefault(slot, []).append(Shutdown())
+                    self._send_shutdown_locked(slot, effects)
                 else:
                     effects.kills.append(slot.worker)
         self._perform(effects)
         deadline = time.monotonic() + wait
+        escalated = not graceful
         with self._lock:
-            while any(s.state != "dead" and s.worker is not None for s in self._slots):
+            while self._spawning or any(
+                s.state != "dead" and s.worker is not None for s in self._slots
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                if remaining < wait / 2 or not graceful:
-                    for slot in self._slots:
-                        if slot.state != "dead" and slot.worker is not None:
-                            effects.kills.append(slot.worker)
-                self._lock.release()
-                try:
-                    self._perform(effects)
-                    effects = _Effects()
-                finally:
-                    self._lock.acquire()
+                if not escalated and remaining < wait / 2:
+                    escalated = True
+                    kills = [s.worker for s in self._slots if s.state != "dead" and s.worker]
+                    self._lock.release()
+                    try:
+                        for worker in kills:
+                            worker.kill()
+                    finally:
+                        self._lock.acquire()
                 self._cond.wait(min(remaining, 0.05))
             self.state = "closed"
             self._cond.notify_all()
@@ -809,6 +902,19 @@ class PoolCore:
                 sum(len(s.in_flight) for s in self._slots),
                 sum(1 for s in self._slots if s.state == "ready"),
             )
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def _is_current(slot: _Slot, seq: int, task: TaskRecord) -> bool:
+    """Whether ``slot``'s request ``seq`` is the live attempt of ``task`` (not one that was
+    resolved, or superseded by a retry that now lives elsewhere)."""
+    return task.state is TaskState.SENT and task.slot is slot and task.seq == seq
 
 
 def _seq_of(slot: _Slot, task_id: int) -> int:

@@ -128,6 +128,13 @@ class WorkerPool:
             GIL) is killed and replaced; its task fails with ``WorkerCrashedError`` (reason
             ``"unresponsive"``) or is retried.
         ready_timeout: seconds a new worker has to become ready.
+        max_tasks_per_worker: replace a worker after it ran this many tasks.
+        max_memory_per_worker: replace a worker whose resident memory (RSS, bytes) grew
+            above this; checked every ``heartbeat_interval``.
+        max_errors: replace a worker after this many task errors in a row.
+            Replacements happen between tasks: no task fails because of them.
+        max_message_bytes: largest message on a worker's pipe; bigger arguments are
+            refused at ``submit`` with ``ValidationError``.
 
     Use it as a context manager (``with`` or ``async with``): leaving the block closes the
     pool gracefully. ``terminate()`` stops everything at once.
@@ -148,6 +155,9 @@ class WorkerPool:
         heartbeat_interval: float = 0.5,
         heartbeat_timeout: float = 5.0,
         ready_timeout: float = 30.0,
+        max_tasks_per_worker: int | None = None,
+        max_memory_per_worker: int | None = None,
+        max_errors: int | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         if size is None:
@@ -168,6 +178,16 @@ class WorkerPool:
             isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 0
         ):
             raise ValidationError(f"max_queue must be an int >= 0 or None, got {max_queue!r}")
+        for name, limit in (
+            ("max_tasks_per_worker", max_tasks_per_worker),
+            ("max_memory_per_worker", max_memory_per_worker),
+            ("max_errors", max_errors),
+            ("max_message_bytes", max_message_bytes),
+        ):
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+            ):
+                raise ValidationError(f"{name} must be a positive int or None, got {limit!r}")
         if initializer is not None and not callable(initializer):
             raise ValidationError(f"initializer must be callable, got {initializer!r}")
         kill_grace = _positive("kill_grace", kill_grace, allow_zero=True) or 0.0
@@ -195,6 +215,9 @@ class WorkerPool:
             heartbeat_timeout=heartbeat_timeout,
             ready_timeout=ready_timeout,
             max_boot_failures=max(2, size),
+            max_errors=max_errors,
+            max_tasks_per_worker=max_tasks_per_worker,
+            max_memory_per_worker=max_memory_per_worker,
         )
         self._core = PoolCore(chosen, config, STRATEGIES[strategy](), max_queue)  # type: ignore[arg-type]
         self._core.start()
