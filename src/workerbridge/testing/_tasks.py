@@ -307,3 +307,7 @@ def return_unpicklable() -> Any:
     import threading
 
     return threading.Lock()
+
+
+def multiply(a: int, b: int) -> int:
+    return a * b
