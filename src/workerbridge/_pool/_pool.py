@@ -27,7 +27,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, final
+from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, final
 
 import cloudpickle
 
@@ -44,11 +44,11 @@ from ._core import PoolConfig, PoolCore
 from ._map import MapIterator
 from ._scheduler import STRATEGIES
 from ._stats import PoolStats
-from ._task import TaskHandle, TaskRecord
+from ._task import ProgressInfo, TaskHandle, TaskRecord
 
 __all__ = ["WorkerPool"]
 
-P = ParamSpec("P")
+Ts = TypeVarTuple("Ts")
 R = TypeVar("R")
 T = TypeVar("T")
 
@@ -266,15 +266,22 @@ class WorkerPool:
     # ------------------------------------------------------------------ submitting
     def submit(
         self,
-        fn: Callable[P, R],
+        fn: Callable[[Unpack[Ts]], R],
         /,
-        *args: P.args,
-        **options: P.kwargs,
+        *args: *Ts,
+        timeout: float | None = None,
+        priority: int = 0,
+        deadline: float | None = None,
+        on_progress: Callable[[ProgressInfo], object] | None = None,
+        signal: object | None = None,
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] = (),
+        affinity: Hashable | None = None,
     ) -> TaskHandle[R]:
         """Run ``fn(*args)`` on a worker; return its handle at once.
 
-        Keyword options (reserved names; pass keywords for ``fn`` with
-        ``functools.partial``):
+        Arguments for ``fn`` are positional (use ``functools.partial`` for keywords); the
+        options are keyword-only:
 
         - ``timeout``: seconds the task may run, counted from its start. On expiry the
           handle fails with ``TaskTimeoutError`` and the task is asked to stop; after
@@ -285,46 +292,82 @@ class WorkerPool:
         - ``on_progress``: called with a ``ProgressInfo`` for each ``report()`` of the task,
           in order and never after the handle is done; on the caller's event loop when
           submitted from a coroutine, else on the pool's I/O thread (keep it short).
-        - ``signal``: anything with ``add_done_callback`` (an ``asyncio.Future`` or
-          another handle) or an ``is_set()`` event polled at dispatch; when it fires the
-          task is cancelled.
+        - ``signal``: cancels the task when it fires: an ``asyncio.Future``, a
+          ``concurrent.futures.Future`` or another ``TaskHandle``, or any object whose
+          ``to_abort_signal()`` returns one of those.
         - ``retries`` (default 0): run again after a crash, a timeout or an unresponsive
-          worker, at most this many times; after an exception only if its type is in
-          ``retry_on``.
+          worker, at most this many times; after an exception only if it is an instance of
+          a type in ``retry_on``.
         - ``affinity``: tasks with the same key run on the same worker while it lives.
+
+        Cancel (``handle.cancel()``, ``signal``, cancelling an awaiting asyncio task): a
+        queued task is removed and never runs; a running one sees
+        ``current_task().cancelled`` at once and is killed with its worker if it has not
+        stopped after ``kill_grace``. On a crash of its worker the task fails with
+        ``WorkerCrashedError`` (or is retried); other tasks are unaffected.
 
         Raises:
             PoolClosedError, PoolBrokenError, QueueFullError: the task was not queued.
             SerializationError: ``fn`` or the arguments cannot be pickled.
             ValidationError: a bad option value.
-            TypeError: an unknown option.
         """
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {fn!r}")
         function, pickled = _encode_function(fn)
-        task = self._make_task(function, pickled, "", "", args, False, options)
+        task = self._make_task(
+            function,
+            pickled,
+            "",
+            "",
+            args,
+            False,
+            timeout,
+            priority,
+            deadline,
+            on_progress,
+            signal,
+            retries,
+            retry_on,
+            affinity,
+        )
         self._core.submit([task])
         return task.handle
 
-    def call(self, channel: str, operation: str, /, *args: Any, **options: Any) -> TaskHandle[Any]:
-        """Run the registered channel operation ``channel.operation(*args)``; options as
-        for ``submit``."""
-        task = self._make_task("", b"", channel, operation, args, False, options)
+    def call(
+        self,
+        channel: str,
+        operation: str,
+        /,
+        *args: Any,
+        timeout: float | None = None,
+        priority: int = 0,
+        deadline: float | None = None,
+        on_progress: Callable[[ProgressInfo], object] | None = None,
+        signal: object | None = None,
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] = (),
+        affinity: Hashable | None = None,
+    ) -> TaskHandle[Any]:
+        """Run the registered channel operation ``channel.operation(*args)``; the options
+        are those of ``submit``."""
+        task = self._make_task(
+            "",
+            b"",
+            channel,
+            operation,
+            args,
+            False,
+            timeout,
+            priority,
+            deadline,
+            on_progress,
+            signal,
+            retries,
+            retry_on,
+            affinity,
+        )
         self._core.submit([task])
         return task.handle
-
-    _OPTIONS = frozenset(
-        {
-            "timeout",
-            "priority",
-            "deadline",
-            "on_progress",
-            "signal",
-            "retries",
-            "retry_on",
-            "affinity",
-        }
-    )
 
     def _make_task(
         self,
@@ -332,38 +375,34 @@ class WorkerPool:
         pickled: bytes,
         channel: str,
         operation: str,
-        args: tuple[Any, ...] | list[Any],
+        args: tuple[Any, ...],
         chunked: bool,
-        options: dict[str, Any],
+        timeout: float | None,
+        priority: int,
+        deadline: float | None,
+        on_progress: Callable[[ProgressInfo], object] | None,
+        signal: object | None,
+        retries: int,
+        retry_on: tuple[type[BaseException], ...],
+        affinity: Hashable | None,
     ) -> TaskRecord:
-        timeout = priority = deadline = on_progress = signal = affinity = None
-        retries = 0
-        retry_on: tuple[type[BaseException], ...] = ()
-        if options:
-            unknown = options.keys() - self._OPTIONS
-            if unknown:
-                raise TypeError(
-                    f"unknown submit option(s) {sorted(unknown)}; arguments for the function "
-                    "are positional (use functools.partial for keywords)"
-                )
-            timeout = _positive("timeout", options.get("timeout"))
-            deadline = _positive("deadline", options.get("deadline"), allow_zero=True)
-            priority = options.get("priority", 0)
-            if isinstance(priority, bool) or not isinstance(priority, int):
-                raise ValidationError(f"priority must be an int, got {priority!r}")
-            on_progress = options.get("on_progress")
-            if on_progress is not None and not callable(on_progress):
-                raise ValidationError(f"on_progress must be callable, got {on_progress!r}")
-            retries = options.get("retries", 0)
-            if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-                raise ValidationError(f"retries must be an int >= 0, got {retries!r}")
-            retry_on = tuple(options.get("retry_on", ()) or ())
+        # Checks run only for options that were given, to keep the common submit cheap.
+        if timeout is not None:
+            timeout = _positive("timeout", timeout)
+        if deadline is not None:
+            deadline = _positive("deadline", deadline, allow_zero=True)
+        if priority and (isinstance(priority, bool) or not isinstance(priority, int)):
+            raise ValidationError(f"priority must be an int, got {priority!r}")
+        if on_progress is not None and not callable(on_progress):
+            raise ValidationError(f"on_progress must be callable, got {on_progress!r}")
+        if retries and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 0):
+            raise ValidationError(f"retries must be an int >= 0, got {retries!r}")
+        if retry_on:
+            retry_on = tuple(retry_on)
             if not all(isinstance(c, type) and issubclass(c, BaseException) for c in retry_on):
                 raise ValidationError("retry_on must be a tuple of exception types")
-            signal = options.get("signal")
-            affinity = options.get("affinity")
-            if affinity is not None and not isinstance(affinity, Hashable):
-                raise ValidationError("affinity must be hashable")
+        if affinity is not None and not isinstance(affinity, Hashable):
+            raise ValidationError("affinity must be hashable")
         try:
             payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL) if args else _EMPTY_ARGS
         except Exception as exc:
@@ -436,11 +475,23 @@ class WorkerPool:
         else:
             size = chunksize
         function, pickled = _encode_function(fn)
-        options: dict[str, Any] = {"priority": priority}
-        if timeout is not None:
-            options["timeout"] = timeout
         tasks = [
-            self._make_task(function, pickled, "", "", (items[i : i + size],), True, options)
+            self._make_task(
+                function,
+                pickled,
+                "",
+                "",
+                (items[i : i + size],),
+                True,
+                timeout,
+                priority,
+                None,
+                None,
+                None,
+                0,
+                (),
+                None,
+            )
             for i in range(0, len(items), size)
         ]
         if tasks:
