@@ -45,9 +45,14 @@ def _warm_multiprocessing() -> None:
             pool.submit(tasks.noop).result(timeout=60)
 
 
+#: Shared-memory names workerbridge creates start with these. Other processes on the machine
+#: (a benchmark run, another test session) create segments too, so only ours are counted.
+SHM_PREFIXES = ("wb-", "workerbridge")
+
+
 def _shm_names() -> set[str]:
     try:
-        return set(os.listdir("/dev/shm"))
+        return {name for name in os.listdir("/dev/shm") if name.startswith(SHM_PREFIXES)}
     except FileNotFoundError:
         return set()
 

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
@@ -255,6 +256,7 @@ class ProcessBackend:
             heartbeat_interval=options.heartbeat_interval,
             max_message_bytes=options.max_message_bytes,
             initializer=initializer,
+            spin_s=float(os.environ.get("WB_SPIN", "0.0001")),
         )
         self.alive_reader, self._alive_writer = self.context.Pipe(duplex=False)
         # The receive buffer of the I/O thread, shared by all workers (only that thread
@@ -262,6 +264,11 @@ class ProcessBackend:
         self.inbox = bytearray(_READ_SIZE)
         self.inbox_view = memoryview(self.inbox)
         self.reactor = Reactor()
+
+    def run_until(self, future: Future[Any], timeout: float | None) -> bool:
+        """Let the calling thread run the I/O loop until ``future`` is done (see
+        ``Reactor.run_until``): the reply then wakes the waiting thread directly."""
+        return self.reactor.run_until(future, timeout)
 
     def start_worker(self, worker_id: int, events: WorkerEvents) -> ProcessWorker:
         return ProcessWorker(self, worker_id, events)

@@ -12,7 +12,10 @@ import logging
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 __all__ = ["Reactor"]
 
@@ -32,8 +35,13 @@ class Reactor:
         self._handlers: dict[tuple[int, int], Handler] = {}
         self._masks: dict[int, int] = {}
         self._lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r, self._wake_r_peer = os.pipe()
         os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_r_peer, False)  # a full wake pipe already wakes the loop
+        self._leader = threading.RLock()
+        self._followers = threading.Condition()
+        self._waiting_callers = 0
+        self._leader_thread: int | None = None
         self._epoll.register(self._wake_r, select.EPOLLIN)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -82,36 +90,97 @@ class Reactor:
         self._update(fd, select.EPOLLOUT, None)
 
     def call_soon(self) -> None:
-        """Wake the loop (used to stop it)."""
+        """Wake the loop (used to stop it, and to hand the loop to a waiting caller)."""
         try:
-            os.write(self._wake_w, b"x")
+            os.write(self._wake_r_peer, b"x")
         except OSError:
             pass
 
-    def _run(self) -> None:
-        handlers = self._handlers
-        poll = self._epoll.poll
-        while not self._stopping:
+    # Leader/follower: whoever holds ``_leader`` polls and dispatches. Normally that is the
+    # reactor thread; a caller blocked on one result may take the role (``run_until``) so
+    # the reply wakes the waiting thread directly, saving one thread-to-thread hand-off on
+    # every round trip. Handing over happens while the worker computes, off the critical
+    # path. ``_leader`` is re-entrant because a callback run by the leader may itself wait
+    # for a result.
+    def run_until(self, future: Future[Any], timeout: float | None) -> bool:
+        """Poll and dispatch on this thread until ``future`` is done or ``timeout``
+        passes; returns whether it is done. Other threads' events are dispatched too, as
+        the reactor thread would.
+
+        A future resolved by anything but a pipe event (a cancel, a timeout, shutdown)
+        wakes the loop through its done callback.
+        """
+        done = future.done
+        if self._stopping or done():
+            return done()
+        future.add_done_callback(self._wake_unless_leader)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._followers:
+            self._waiting_callers += 1
+        try:
+            self.call_soon()
+            if not self._leader.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+                return done()
+            self._leader_thread = threading.get_ident()
             try:
-                events = poll()
-            except InterruptedError:
+                while not done() and not self._stopping:
+                    if deadline is None:
+                        wait = -1.0
+                    else:
+                        wait = deadline - time.monotonic()
+                        if wait <= 0:
+                            break
+                    self._poll_once(wait)
+            finally:
+                self._leader_thread = None
+                self._leader.release()
+        finally:
+            with self._followers:
+                self._waiting_callers -= 1
+                if not self._waiting_callers:
+                    self._followers.notify_all()
+        return done()
+
+    def _wake_unless_leader(self, _future: object) -> None:
+        if self._leader_thread != threading.get_ident():
+            self.call_soon()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            with self._followers:
+                while self._waiting_callers and not self._stopping:
+                    self._followers.wait()
+            with self._leader:
+                if self._waiting_callers:
+                    continue  # a caller asked for the loop; let it have it
+                self._poll_once(-1.0)
+
+    def _poll_once(self, timeout: float) -> None:
+        try:
+            events = self._epoll.poll(timeout)
+        except InterruptedError:
+            return
+        except (OSError, ValueError):
+            if self._stopping:  # the epoll object was closed under a leaving caller
+                return
+            raise
+        handlers = self._handlers
+        for fd, mask in events:
+            if fd == self._wake_r:
+                try:
+                    os.read(self._wake_r, 4096)
+                except OSError:
+                    pass
                 continue
-            for fd, mask in events:
-                if fd == self._wake_r:
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except OSError:
-                        pass
-                    continue
-                # Hang-ups and errors are delivered to the reader, which sees EOF.
-                if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                    handler = handlers.get((fd, select.EPOLLIN))
-                    if handler is not None:
-                        self._call(handler, fd)
-                if mask & (select.EPOLLOUT | select.EPOLLERR):
-                    handler = handlers.get((fd, select.EPOLLOUT))
-                    if handler is not None:
-                        self._call(handler, fd)
+            # Hang-ups and errors are delivered to the reader, which sees EOF.
+            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                handler = handlers.get((fd, select.EPOLLIN))
+                if handler is not None:
+                    self._call(handler, fd)
+            if mask & (select.EPOLLOUT | select.EPOLLERR):
+                handler = handlers.get((fd, select.EPOLLOUT))
+                if handler is not None:
+                    self._call(handler, fd)
 
     @staticmethod
     def _call(handler: Handler, fd: int) -> None:
@@ -123,9 +192,11 @@ class Reactor:
     def close(self, timeout: float = 5.0) -> None:
         """Stop the loop and release its descriptors."""
         self._stopping = True
+        with self._followers:
+            self._followers.notify_all()
         self.call_soon()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         self._epoll.close()
         os.close(self._wake_r)
-        os.close(self._wake_w)
+        os.close(self._wake_r_peer)

@@ -202,6 +202,8 @@ class PoolCore:
         max_queue: int | None,
     ) -> None:
         self.backend = backend
+        # The process backend lets a thread that waits for a result run the I/O loop.
+        self.assist = getattr(backend, "run_until", None)
         self.config = config
         self._strategy = strategy
         self._max_queue = max_queue

@@ -426,7 +426,7 @@ class WorkerPool:
                 loop = None
         task = TaskRecord(
             task_id,
-            TaskHandle(task_id, lambda _handle: core.cancel(task)),
+            TaskHandle(task_id, lambda _handle: core.cancel(task), core.assist),
             function=function,
             pickled_function=pickled,
             channel=channel,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from concurrent.futures._base import CANCELLED, FINISHED
+from concurrent.futures._base import CANCELLED, FINISHED, PENDING, RUNNING
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, final
 
@@ -50,10 +51,16 @@ class TaskHandle(Future[R]):
     Handles are created only by the pool.
     """
 
-    def __init__(self, task_id: int, canceller: Callable[[TaskHandle[Any]], bool]) -> None:
+    def __init__(
+        self,
+        task_id: int,
+        canceller: Callable[[TaskHandle[Any]], bool],
+        assist: Callable[[Future[Any], float | None], bool] | None = None,
+    ) -> None:
         super().__init__()
         self._task_id = task_id
         self._canceller = canceller
+        self._assist = assist
         self._progress: ProgressInfo | None = None
 
     @property
@@ -76,6 +83,28 @@ class TaskHandle(Future[R]):
         if self.done():
             return self.cancelled()
         return self._canceller(self)
+
+    def result(self, timeout: float | None = None) -> R:
+        """The task's result; raises its error. Waits at most ``timeout`` seconds
+        (``TimeoutError`` after that; the task keeps running)."""
+        return super().result(self._help(timeout))
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The task's error, or None if it succeeded; waits like ``result``."""
+        return super().exception(self._help(timeout))
+
+    def _help(self, timeout: float | None) -> float | None:
+        # On the process backend the waiting thread runs the I/O loop itself until this
+        # handle is done, so its reply wakes it directly (see Reactor.run_until).
+        assist = self._assist
+        if assist is None or self._state not in (PENDING, RUNNING):
+            return timeout
+        if timeout is None:
+            assist(self, None)
+            return None
+        start = time.monotonic()
+        assist(self, timeout)
+        return max(0.0, timeout - (time.monotonic() - start))
 
     def cancelled(self) -> bool:
         with self._condition:
