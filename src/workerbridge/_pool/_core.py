@@ -762,19 +762,17 @@ class PoolCore:
             else:
                 task.handle._report_progress(info, task.on_progress)
         for task, outcome in effects.results:
-            handle = task.handle
-            if isinstance(outcome, Response):
-                try:
-                    value = pickle.loads(outcome.data)
-                except Exception as exc:
-                    handle.set_exception(
-                        SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
-                    )
-                else:
-                    handle.set_result(value)
-            else:
-                handle.set_exception(outcome)
             task.payload = b""  # the arguments are no longer needed; free them early
+            loop = task.loop
+            if loop is not None:
+                # Progress callbacks of an async caller run on its loop; resolve the handle
+                # behind them on the same loop, so none runs after the handle is done.
+                try:
+                    loop.call_soon_threadsafe(_resolve, task, outcome)
+                    continue
+                except RuntimeError:  # the loop is closed: resolve here
+                    pass
+            _resolve(task, outcome)
         if effects.spawn:
             with self._lock:
                 self._cond.notify_all()
@@ -904,6 +902,21 @@ class PoolCore:
                 sum(len(s.in_flight) for s in self._slots),
                 sum(1 for s in self._slots if s.state == "ready"),
             )
+
+
+def _resolve(task: TaskRecord, outcome: Response | BaseException) -> None:
+    handle = task.handle
+    if not isinstance(outcome, Response):
+        handle.set_exception(outcome)
+        return
+    try:
+        value = pickle.loads(outcome.data)
+    except Exception as exc:
+        handle.set_exception(
+            SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
+        )
+    else:
+        handle.set_result(value)
 
 
 def _rss(pid: int) -> int:
