@@ -1,0 +1,198 @@
+"""``python -m bench``: workerbridge against its peers, with ratios and goals.
+
+Examples::
+
+    python -m bench                         # everything (about 5 minutes on 2 cores)
+    python -m bench --quick                 # fewer repeats, smaller sizes
+    python -m bench --only roundtrip,map    # some workloads (``machine`` = the limits)
+    python -m bench --output bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from . import _machine
+from ._peers import CONTENDERS, START_METHODS
+from ._report import (
+    SUBJECT,
+    Section,
+    build_section,
+    goals_table,
+    limits_table,
+    render_markdown,
+    render_text,
+)
+from ._runner import Run, run_workload
+from ._workloads import WORKLOADS
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL_REPEATS = 7
+QUICK_REPEATS = 3
+NAMES = ("machine", *WORKLOADS)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark workerbridge against its peers."
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these (comma-separated or repeated): {', '.join(NAMES)}",
+    )
+    parser.add_argument(
+        "--contenders",
+        metavar="NAMES",
+        help=f"comma-separated subset of: {', '.join(CONTENDERS)}",
+    )
+    parser.add_argument("--repeats", type=int, help="runs per contender and workload")
+    parser.add_argument("--output", type=Path, metavar="PATH", help="write a Markdown report")
+    args = parser.parse_args(argv)
+    only = [n.strip() for item in args.only or [] for n in item.split(",") if n.strip()]
+    unknown = [n for n in only if n not in NAMES]
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}; choose from {', '.join(NAMES)}")
+    args.only = only or list(NAMES)
+    contenders = CONTENDERS
+    if args.contenders:
+        contenders = tuple(n.strip() for n in args.contenders.split(",") if n.strip())
+        bad = [n for n in contenders if n not in CONTENDERS]
+        if bad:
+            parser.error(f"unknown contender(s) {bad}; choose from {', '.join(CONTENDERS)}")
+    args.contenders = contenders
+    if args.repeats is None:
+        args.repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+class _Progress:
+    """One line per repeat: each contender's first metric as it comes in."""
+
+    def __init__(self, workload: str, repeats: int) -> None:
+        self.metric = WORKLOADS[workload].metrics[0]
+        self.repeats = repeats
+        self.repeat = -1
+
+    def __call__(self, repeat: int, name: str, run: Run) -> None:
+        if repeat != self.repeat:
+            if self.repeat >= 0:
+                print()
+            self.repeat = repeat
+            print(f"   repeat {repeat + 1}/{self.repeats}:", end="")
+        if run.ok:
+            value = run.metrics.get(self.metric.key, float("nan"))
+            shown = f"{value:,.{self.metric.digits}f}"
+        else:
+            shown = "FAILED"
+        print(f" {name} {shown} ({run.seconds:.1f} s);", end="", flush=True)
+
+    def done(self) -> None:
+        if self.repeat >= 0:
+            print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    started = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = os.getloadavg()
+    machine = _machine.machine_facts(ROOT)
+    print(f"workerbridge benchmarks, {date}")
+    for key, value in machine.items():
+        print(f"  {key}: {value}")
+
+    limits = []
+    if "machine" in args.only:
+        limits = _machine.measure_limits(quick=args.quick)
+        print("\n== Physical limits of this machine")
+        print(limits_table(limits).text())
+
+    sections: list[Section] = []
+    for name in args.only:
+        if name == "machine":
+            continue
+        workload = WORKLOADS[name]
+        params = workload.quick if args.quick else workload.full
+        runs = f"{args.repeats} repeat(s) x {len(args.contenders)} contenders"
+        print(f"\n.. {workload.title}: {runs}")
+        load = os.getloadavg()[0]
+        progress = _Progress(name, args.repeats)
+        outcomes = run_workload(
+            name, params, args.contenders, args.repeats, workload.timeout, ROOT, progress
+        )
+        progress.done()
+        section = build_section(workload, params, outcomes)
+        section.notes.append(
+            f"load average (1 min) before / after this workload: "
+            f"{load:.2f} / {os.getloadavg()[0]:.2f}"
+        )
+        sections.append(section)
+        print(render_text(section))
+
+    if sections:
+        print("\n== Goals")
+        print(goals_table(sections).text())
+    elapsed = time.perf_counter() - started
+    load_after = os.getloadavg()
+    print(f"\ntotal {elapsed / 60:.1f} min")
+
+    if args.output:
+        command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+        title = {
+            "date": date,
+            "command": f"`{command.strip()}`",
+            "duration": f"{elapsed / 60:.1f} min",
+            "repeats": f"{args.repeats} per contender and workload (median shown)",
+            "load average (1 min) before / after": f"{load_before[0]:.2f} / {load_after[0]:.2f}",
+        }
+        method = _method_notes(args)
+        text = render_markdown(
+            title_facts=title, machine=machine, limits=limits, sections=sections, method=method
+        )
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(f"report written to {args.output}")
+
+    failed = any(row[0] == SUBJECT and "failed" in row for s in sections for row in s.table.rows)
+    return 1 if failed else 0
+
+
+def _method_notes(args: argparse.Namespace) -> list[str]:
+    methods = sorted({START_METHODS[c] for c in args.contenders})
+    return [
+        f"Contenders: {', '.join(args.contenders)}; 2 workers each, start method "
+        f"{' / '.join(methods)} for all. loky is a fresh `loky.ProcessPoolExecutor` per run "
+        "(`get_reusable_executor` would reuse a cached pool); mpire uses `keep_alive=True` "
+        "and `apply_async` for single tasks; pebble uses `submit` and `map(...).result()`.",
+        "Every measurement runs in a fresh interpreter (`python -m bench._child`), started "
+        "in its own session; for each repeat every contender runs once, the order rotated by "
+        "one place per repeat. Pools are started and warmed up before the clock (except in "
+        "the pool-start workload) and closed after it.",
+        "Values are medians over the repeats; `spread` is half the min-max range of the "
+        "first column over the repeats, relative to the median. `x best peer` divides a "
+        "median by the best peer's (peers: every contender but workerbridge).",
+        "A run that passes its timeout is killed with its process group and the contender is "
+        "reported as failed for that workload; processes still alive in the group after a "
+        "run are killed and reported as left behind.",
+        "Task functions come from `bench/_tasks.py` (standard library only), so no "
+        "contender's worker has to import workerbridge; they match "
+        "`workerbridge.testing.tasks` except that `hash_chunks` repeats 4 KiB of random "
+        "bytes into its block (`os.urandom` of 8 MiB costs as much as hashing it).",
+        "The machine may be shared with other work while this runs; the load average before "
+        "and after is recorded above. Compare ratios within one run, not across runs.",
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
