@@ -911,7 +911,7 @@ def _resolve(task: TaskRecord, outcome: Response | BaseException) -> None:
         return
     try:
         value = pickle.loads(outcome.data)
-    except Exception as exc:
+    except BaseException as exc:  # even SystemExit from a __setstate__ must not escape here
         handle.set_exception(
             SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
         )

@@ -140,7 +140,7 @@ class TaskRunner:
             args = pickle.loads(req.payload)
         except _LookupFailedError as exc:
             return self._fail(req, "lookup", exc)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from a __setstate__ is still bad input
             return self._fail(req, "serialization", exc)
 
         def send(current: float, total: float) -> None:
@@ -167,6 +167,6 @@ class TaskRunner:
         ctx.flush()
         try:
             data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from a __reduce__ is still a bad result
             return self._fail(req, "serialization", exc, run_ns)
         return Response(req.id, req.attempt, True, data, None, run_ns)
