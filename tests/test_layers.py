@@ -26,7 +26,7 @@ SRC = Path(workerbridge.__file__).resolve().parent
 LAYERS = ["_exceptions", "_protocol", "_transport", "_worker", "_backends", "_pool", "top"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 #: Top-level entries of the package that sit above the pool.
-TOP = {"__init__", "__main__", "testing"}
+TOP = {"__init__", "__main__", "_demo", "testing"}
 
 #: The protocol layer is pure data: no I/O, no concurrency, no processes.
 PROTOCOL_FORBIDDEN_STDLIB = {

@@ -11,89 +11,49 @@ only pointing down::
     _exceptions  the error tree
 
 This module re-exports the public names and rewrites their ``__module__`` so tracebacks and
-pickles say ``workerbridge.X``.
+pickles say ``workerbridge.X``. It loads them lazily (PEP 562): a worker process imports
+only the layers it runs (protocol, runtime), not the pool and asyncio, which keeps worker
+start-up fast; type checkers see ordinary imports.
 """
 
 from __future__ import annotations
 
-from ._exceptions import (
-    DeadlineExceededError as DeadlineExceededError,
-)
-from ._exceptions import (
-    PoolBrokenError as PoolBrokenError,
-)
-from ._exceptions import (
-    PoolClosedError as PoolClosedError,
-)
-from ._exceptions import (
-    PoolError as PoolError,
-)
-from ._exceptions import (
-    ProtocolError as ProtocolError,
-)
-from ._exceptions import (
-    QueueFullError as QueueFullError,
-)
-from ._exceptions import (
-    RemoteTaskError as RemoteTaskError,
-)
-from ._exceptions import (
-    RemoteTraceback as RemoteTraceback,
-)
-from ._exceptions import (
-    SerializationError as SerializationError,
-)
-from ._exceptions import (
-    TaskCancelledError as TaskCancelledError,
-)
-from ._exceptions import (
-    TaskError as TaskError,
-)
-from ._exceptions import (
-    TaskTimeoutError as TaskTimeoutError,
-)
-from ._exceptions import (
-    ValidationError as ValidationError,
-)
-from ._exceptions import (
-    WorkerBridgeError as WorkerBridgeError,
-)
-from ._exceptions import (
-    WorkerCrashedError as WorkerCrashedError,
-)
-from ._pool import (
-    MapIterator as MapIterator,
-)
-from ._pool import (
-    Percentiles as Percentiles,
-)
-from ._pool import (
-    PoolStats as PoolStats,
-)
-from ._pool import (
-    ProgressInfo as ProgressInfo,
-)
-from ._pool import (
-    TaskHandle as TaskHandle,
-)
-from ._pool import (
-    WorkerPool as WorkerPool,
-)
-from ._pool import (
-    WorkerStats as WorkerStats,
-)
-from ._worker import (
-    TaskContext as TaskContext,
-)
-from ._worker import (
-    current_task as current_task,
-)
-from ._worker import (
-    operation as operation,
-)
-from ._worker import (
-    register_channel as register_channel,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._exceptions import (
+        DeadlineExceededError as DeadlineExceededError,
+        PoolBrokenError as PoolBrokenError,
+        PoolClosedError as PoolClosedError,
+        PoolError as PoolError,
+        ProtocolError as ProtocolError,
+        QueueFullError as QueueFullError,
+        RemoteTaskError as RemoteTaskError,
+        RemoteTraceback as RemoteTraceback,
+        SerializationError as SerializationError,
+        TaskCancelledError as TaskCancelledError,
+        TaskError as TaskError,
+        TaskTimeoutError as TaskTimeoutError,
+        ValidationError as ValidationError,
+        WorkerBridgeError as WorkerBridgeError,
+        WorkerCrashedError as WorkerCrashedError,
+    )
+    from ._pool import (
+        MapIterator as MapIterator,
+        Percentiles as Percentiles,
+        PoolStats as PoolStats,
+        ProgressInfo as ProgressInfo,
+        TaskHandle as TaskHandle,
+        WorkerPool as WorkerPool,
+        WorkerStats as WorkerStats,
+    )
+    from ._worker import (
+        TaskContext as TaskContext,
+        current_task as current_task,
+        operation as operation,
+        register_channel as register_channel,
+    )
 
 __version__ = "0.1.0"
 
@@ -127,15 +87,51 @@ __all__ = [
 ]
 
 
-def _fixup_module_metadata() -> None:
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("workerbridge._"):
-            try:
-                obj.__module__ = __name__
-            except (AttributeError, TypeError):
-                pass
+_SOURCES = {
+    "._exceptions": (
+        "DeadlineExceededError",
+        "PoolBrokenError",
+        "PoolClosedError",
+        "PoolError",
+        "ProtocolError",
+        "QueueFullError",
+        "RemoteTaskError",
+        "RemoteTraceback",
+        "SerializationError",
+        "TaskCancelledError",
+        "TaskError",
+        "TaskTimeoutError",
+        "ValidationError",
+        "WorkerBridgeError",
+        "WorkerCrashedError",
+    ),
+    "._pool": (
+        "MapIterator",
+        "Percentiles",
+        "PoolStats",
+        "ProgressInfo",
+        "TaskHandle",
+        "WorkerPool",
+        "WorkerStats",
+    ),
+    "._worker": ("TaskContext", "current_task", "operation", "register_channel"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
 
 
-_fixup_module_metadata()
-del _fixup_module_metadata
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    if getattr(value, "__module__", "").startswith(f"{__name__}._"):
+        try:
+            value.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

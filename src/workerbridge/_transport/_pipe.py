@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ["PIPE_SIZE", "enlarge_pipe", "take_fd", "write_all"]
 

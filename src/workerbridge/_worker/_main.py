@@ -21,8 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ProtocolError
 from .._protocol import (
@@ -38,6 +37,9 @@ from .._protocol import (
 from .._transport import take_fd, write_all
 from ._control import ControlBlock
 from ._runtime import TaskRunner, error_info
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ["EXIT_BOOT_FAILED", "EXIT_PROTOCOL", "WorkerConfig", "worker_main"]
 
