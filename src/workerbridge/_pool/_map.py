@@ -29,6 +29,7 @@ class MapIterator(Generic[R]):
         self._pending: deque[TaskHandle[list[R]]] = deque(handles)
         self._buffer: deque[R] = deque()
         self._unordered: Iterator[concurrent.futures.Future[Any]] | None = None
+        self._generator: Iterator[R] | None = None
 
     def __len__(self) -> int:
         """Number of chunks."""
@@ -36,6 +37,7 @@ class MapIterator(Generic[R]):
 
     def close(self) -> None:
         """Cancel every chunk that has not finished."""
+        self._generator = None
         for handle in self._handles:
             if not handle.done():
                 handle.cancel()
@@ -47,19 +49,23 @@ class MapIterator(Generic[R]):
 
     # -- sync
     def __iter__(self) -> Iterator[R]:
-        return self
+        # Not stored: the generator refers to self, and a stored one would make a cycle that
+        # keeps a loop left early from cancelling its chunks until the garbage collector
+        # runs. Dropping the generator (leaving the loop) closes it, which cancels them.
+        return self._generator if self._generator is not None else self._results()
 
     def __next__(self) -> R:
+        if self._generator is None:
+            self._generator = self._results()
+        return next(self._generator)
+
+    def _results(self) -> Iterator[R]:
+        # A generator, so that items of a finished chunk are handed out at C speed
+        # (``yield from``) rather than through a Python-level __next__ per item.
         try:
-            while not self._buffer:
-                handle = self._next_done_handle()
-                if handle is None:
-                    raise StopIteration
-                self._buffer.extend(handle.result())
-            return self._buffer.popleft()
-        except StopIteration:
-            raise
-        except BaseException:
+            while (handle := self._next_done_handle()) is not None:
+                yield from handle.result()
+        except BaseException:  # an error, Ctrl-C while waiting, or the consumer leaving
             self.close()
             raise
 
