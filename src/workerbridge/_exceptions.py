@@ -17,7 +17,9 @@ WorkerBridgeError
 │   ├── PoolBrokenError               workers cannot be (re)started; .__cause__ is the root cause
 │   └── QueueFullError                max_queue tasks are already waiting
 ├── ProtocolError                     a malformed or unexpected message on the IPC channel
-└── SerializationError                an argument, function or result could not be pickled
+├── SerializationError                an argument, function or result could not be pickled
+└── SharedMemoryError                 shared memory cannot be created (/dev/shm missing or
+                                      full) or a shared buffer was used after its release
 ValidationError (WorkerBridgeError and ValueError)   bad input to a workerbridge call
 ```
 
@@ -42,6 +44,7 @@ __all__ = [
     "RemoteTaskError",
     "RemoteTraceback",
     "SerializationError",
+    "SharedMemoryError",
     "TaskCancelledError",
     "TaskError",
     "TaskTimeoutError",
@@ -226,6 +229,11 @@ class ProtocolError(WorkerBridgeError):
 class SerializationError(WorkerBridgeError):
     """A task's function, arguments or result could not be pickled or unpickled. Raised by
     ``submit`` for the caller's side and as the task's error for the worker's side."""
+
+
+class SharedMemoryError(WorkerBridgeError):
+    """Shared memory could not be created or mapped (``/dev/shm`` missing or full), or a
+    shared buffer was used after it was released or transferred."""
 
 
 class ValidationError(WorkerBridgeError, ValueError):
