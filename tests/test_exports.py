@@ -253,6 +253,7 @@ def examples() -> list[Any]:
         pytest.param(wb.QueueFullError("full"), id="QueueFullError"),
         pytest.param(wb.ProtocolError("bad frame"), id="ProtocolError"),
         pytest.param(wb.SerializationError("pickle"), id="SerializationError"),
+        pytest.param(wb.SharedMemoryError("/dev/shm is full"), id="SharedMemoryError"),
         pytest.param(wb.ValidationError("bad value"), id="ValidationError"),
         pytest.param(wb.RemoteTraceback("Traceback ...\nValueError"), id="RemoteTraceback"),
     ]

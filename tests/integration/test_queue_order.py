@@ -119,14 +119,6 @@ def test_full_queue_rejects_at_once(pool_factory: PoolFactory) -> None:
         assert pool.submit(tasks.square, 3).result(WAIT_S) == 9  # room again
 
 
-@pytest.mark.xfail(
-    reason="max_queue counts tasks that go straight to an idle worker: PoolCore.submit checks"
-    " len(queue) + len(tasks) > max_queue before dispatching, so WorkerPool(max_queue=0)"
-    " refuses every task with QueueFullError('0 tasks are waiting (max_queue=0)'), and map()"
-    " with more chunks than max_queue is refused even when idle workers would take them all",
-    raises=QueueFullError,
-    strict=True,
-)
 def test_tasks_that_start_at_once_do_not_count_against_max_queue(
     pool_factory: PoolFactory,
 ) -> None:

@@ -6,8 +6,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from workerbridge._pool._queue import QueueEntry, TaskQueue
 from workerbridge._pool._scheduler import STRATEGIES, LeastBusy, RoundRobin, Strategy, assign

@@ -224,6 +224,10 @@ class ProcessWorker:
             os.close(self._out_fd)
             self._process.close()
             self._control.release()
+            # Drop the shared control block now rather than at the next cyclic garbage
+            # collection (the worker and its pool slot refer to each other).
+            self._array = None
+            del self._process
 
 
 class ProcessBackend:

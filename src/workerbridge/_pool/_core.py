@@ -278,10 +278,14 @@ class PoolCore:
         with self._lock:
             if self.state != "running":
                 raise self._rejection()
-            if self._max_queue is not None and len(self._queue) + len(tasks) > self._max_queue:
-                raise QueueFullError(
-                    f"{len(self._queue)} tasks are waiting (max_queue={self._max_queue})"
-                )
+            if self._max_queue is not None:
+                # Tasks an idle worker takes at once never wait, so they do not count:
+                # max_queue=0 means "only if a worker is free now".
+                idle = sum(1 for s in self._slots if s.state == "ready" and not s.in_flight)
+                if len(self._queue) + len(tasks) > self._max_queue + idle:
+                    raise QueueFullError(
+                        f"{len(self._queue)} tasks are waiting (max_queue={self._max_queue})"
+                    )
             push = self._queue.push
             for task in tasks:
                 entry = task.entry = push(task, task.priority, task.deadline)
@@ -409,8 +413,11 @@ class PoolCore:
         self._busy_s += run_s
         self._run.add(run_s)
         self._adapt_window_locked(run_s)
-        if slot.state == "stopping" and not slot.in_flight and self.state == "running":
-            self._send_shutdown_locked(slot, effects)  # a recycled worker has drained
+        if not slot.in_flight:
+            if slot.state == "stopping" and self.state == "running":
+                self._send_shutdown_locked(slot, effects)  # a recycled worker has drained
+            elif self.state == "closing":
+                self._cond.notify_all()  # close() waits for the last running task
         if not _is_current(slot, seq, task) or task.attempt != response.attempt:
             return  # already resolved (cancelled, timed out, closed): the reply is dropped
         if response.ok:
@@ -789,13 +796,16 @@ class PoolCore:
                 )
         self._perform(effects)
         deadline = None if timeout is None else time.monotonic() + timeout
+        finished = True
         with self._lock:
             while any(s.in_flight and s.state != "dead" for s in self._slots):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
+                    finished = False
                     break
-                self._cond.wait(remaining if remaining is not None else 0.5)
-        self._shutdown(graceful=True)
+                self._cond.wait(remaining)  # replies notify while closing
+        # Tasks still running when the timeout expired had their chance: kill at once.
+        self._shutdown(graceful=finished)
 
     def terminate(self) -> None:
         """Fail every unfinished task and kill every worker."""

@@ -17,6 +17,7 @@ from ._messages import (
     Ready,
     Request,
     Response,
+    ShmRef,
     Shutdown,
     ToWorker,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Ready",
     "Request",
     "Response",
+    "ShmRef",
     "Shutdown",
     "ToWorker",
     "from_worker_decoder",

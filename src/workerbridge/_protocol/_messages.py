@@ -37,6 +37,7 @@ __all__ = [
     "Ready",
     "Request",
     "Response",
+    "ShmRef",
     "Shutdown",
     "ToWorker",
 ]
@@ -67,6 +68,15 @@ class ErrorInfo(msgspec.Struct, frozen=True, array_like=True):
     traceback: str = ""
 
 
+class ShmRef(msgspec.Struct, frozen=True, array_like=True):
+    """``length`` bytes at ``offset`` of the shared-memory segment ``name``: one
+    out-of-band buffer of a pickled payload (pickle protocol 5), in payload order."""
+
+    name: str
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+    length: Annotated[int, msgspec.Meta(ge=0)]
+
+
 class Request(msgspec.Struct, tag="request", frozen=True, array_like=True):
     """Run one task.
 
@@ -88,6 +98,8 @@ class Request(msgspec.Struct, tag="request", frozen=True, array_like=True):
     operation: str = ""
     chunked: bool = False
     deadline: float | None = None
+    buffers: tuple[ShmRef, ...] = ()
+    released: tuple[str, ...] = ()  # the worker's result blocks the pool is done with
 
 
 class Cancel(msgspec.Struct, tag="cancel", frozen=True, array_like=True):
@@ -136,6 +148,7 @@ class Response(msgspec.Struct, tag="response", frozen=True, array_like=True):
     data: bytes = b""
     error: ErrorInfo | None = None
     run_ns: Annotated[int, msgspec.Meta(ge=0)] = 0
+    buffers: tuple[ShmRef, ...] = ()  # out-of-band buffers of ``data``
 
     def __post_init__(self) -> None:
         if self.ok == (self.error is not None):

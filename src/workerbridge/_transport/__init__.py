@@ -1,13 +1,27 @@
 """Layer 1: bytes between processes: pipes and named shared-memory segments."""
 
+from ._buffers import (
+    DEFAULT_SHM_THRESHOLD,
+    AttachmentCache,
+    BlockCache,
+    dumps_out_of_band,
+    has_large_buffer,
+    loads_with_buffers,
+)
 from ._pipe import PIPE_SIZE, enlarge_pipe, take_fd, write_all
 from ._shm import PREFIX, Segment, remove_orphans, segments_of
 
 __all__ = [
+    "DEFAULT_SHM_THRESHOLD",
     "PIPE_SIZE",
     "PREFIX",
+    "AttachmentCache",
+    "BlockCache",
     "Segment",
+    "dumps_out_of_band",
     "enlarge_pipe",
+    "has_large_buffer",
+    "loads_with_buffers",
     "remove_orphans",
     "segments_of",
     "take_fd",

@@ -105,8 +105,8 @@ class Segment:
 
     def close(self) -> None:
         """Unmap. Views still exported keep the mapping alive until they are released."""
-        self.view.release()
         try:
+            self.view.release()
             self._map.close()
         except BufferError:
             pass  # a caller still holds a slice; the mapping goes when that is released

@@ -41,6 +41,7 @@ __all__ = [
     "burn_hashlib",
     "burn_python",
     "chaos_task",
+    "count_and_sleep",
     "count_run",
     "crash_stamped",
     "hold_gil",
@@ -55,6 +56,7 @@ __all__ = [
     "read_stamp",
     "release_gil_c_sleep",
     "reply_then_die",
+    "report_across_attempts",
     "return_explodes_on_pickle",
     "return_explodes_on_unpickle",
     "run_and_misbehave",
@@ -62,6 +64,7 @@ __all__ = [
     "spin",
     "stamp",
     "stamp_and_sleep",
+    "stuck_first_attempt",
     "worker_pid",
 ]
 
@@ -196,6 +199,45 @@ def misbehave_counted(ledger: str, how: str) -> None:
     """Count the run in ``ledger``, then ``misbehave(how)`` (a poison task)."""
     count_run(ledger)
     misbehave(how)
+
+
+def count_and_sleep(ledger: str, seconds: float) -> float:
+    """Count the run in ``ledger``, then sleep ``seconds`` ignoring the cancel flag."""
+    count_run(ledger)
+    time.sleep(seconds)
+    return seconds
+
+
+def stuck_first_attempt(release: str, started: str) -> int:
+    """Attempt 1 ignores its cancel flag until the file ``release`` exists; a later attempt
+    stamps ``started`` and returns its pid at once."""
+    ctx = current_task()
+    if ctx.attempt == 1:
+        while not os.path.exists(release):
+            time.sleep(_POLL_S)
+        return -1
+    stamp(started)
+    return os.getpid()
+
+
+def report_across_attempts(timeout: float = 30.0) -> str:
+    """Attempt 1 reports 1, waits for its cancel flag (a timeout), then reports 11, 12 and 13
+    and returns ``"attempt-1"``: all of that after the pool gave up on it. Later attempts
+    report ``10 * attempt + 1`` and return ``"attempt-<n>"``."""
+    ctx = current_task()
+    if ctx.attempt > 1:
+        ctx.report(10 * ctx.attempt + 1, 100)
+        return f"attempt-{ctx.attempt}"
+    ctx.report(1, 100)
+    deadline = time.monotonic() + timeout
+    while not ctx.cancelled:
+        if time.monotonic() > deadline:
+            raise TimeoutError("never cancelled")
+        time.sleep(_POLL_S)
+    for value in (11, 12, 13):
+        ctx.report(value, 100)
+        time.sleep(0.011)  # above the progress throttle: each report is sent
+    return "attempt-1"
 
 
 # -------------------------------------------------------------------------------- timeouts
@@ -346,10 +388,13 @@ def chaos_task(ledger_dir: str, index: int, seconds: float, payload: bytes = b""
     return index + len(payload)
 
 
-def reply_then_die(value: Any, delay_s: float) -> Any:
-    """Return ``value``; a helper thread SIGKILLs the worker ``delay_s`` seconds after the
-    worker has written the reply (seen as its main thread being back in the worker loop's
-    receive call, which it enters only after the reply is on the pipe)."""
+def reply_then_die(value: Any, delay_s: float, ledger: str = "") -> Any:
+    """Count the run in ``ledger`` (if given) and return ``value``; a helper thread
+    SIGKILLs the worker ``delay_s`` seconds after the worker has written the reply (seen as
+    its main thread being back in the worker loop's receive call, which it enters only
+    after the reply is on the pipe)."""
+    if ledger:
+        count_run(ledger)
     main = threading.main_thread().ident
     me = os.getpid()
 
