@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from .._protocol import ErrorInfo, FromWorker, ToWorker
+    from .._transport import AttachmentCache, BlockCache
     from .._worker import ControlBlock
 
 __all__ = [
     "Backend",
     "BackendOptions",
     "ExitReason",
+    "SharedMemoryChannel",
     "Worker",
     "WorkerEvents",
     "WorkerExit",
@@ -75,6 +77,16 @@ class WorkerExit:
 
 
 @dataclass(frozen=True)
+class SharedMemoryChannel:
+    """How a backend moves large buffers: blocks the pool owns (arguments), mappings of
+    blocks workers own (results), and the size from which a buffer goes that way."""
+
+    threshold: int
+    blocks: BlockCache
+    attachments: AttachmentCache
+
+
+@dataclass(frozen=True)
 class BackendOptions:
     """Settings every backend receives from the pool."""
 
@@ -83,6 +95,7 @@ class BackendOptions:
     max_message_bytes: int = 1 << 30
     initializer: Callable[..., Any] | None = None
     initargs: tuple[Any, ...] = field(default=())
+    shm_threshold: int = 0  # 0: large buffers go through the pipe like everything else
 
 
 class WorkerEvents(Protocol):

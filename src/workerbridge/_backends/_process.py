@@ -21,11 +21,20 @@ import cloudpickle
 
 from .._exceptions import ProtocolError
 from .._protocol import FrameEncoder, FromWorker, ToWorker, from_worker_decoder
-from .._transport import enlarge_pipe, take_fd
+from .._transport import (
+    PREFIX,
+    AttachmentCache,
+    BlockCache,
+    Segment,
+    enlarge_pipe,
+    remove_orphans,
+    segments_of,
+    take_fd,
+)
 from .._worker import ControlBlock
 from .._worker._control import SLOTS
 from .._worker._main import EXIT_BOOT_FAILED, WorkerConfig, worker_main
-from ._base import BackendOptions, ExitReason, WorkerEvents, WorkerExit
+from ._base import BackendOptions, ExitReason, SharedMemoryChannel, WorkerEvents, WorkerExit
 from ._reactor import Reactor
 
 if TYPE_CHECKING:
@@ -34,6 +43,10 @@ if TYPE_CHECKING:
 __all__ = ["ProcessBackend", "ProcessWorker", "default_start_method"]
 
 _READ_SIZE = 1 << 20
+#: How long an idle worker polls for its next request before sleeping (see the worker's
+#: ``_receive``): about two round trips, so a caller that submits right after each result
+#: never has to wake a sleeping worker.
+_IDLE_POLL_S = 100e-6
 SUPPORTED_START_METHODS = ("forkserver", "spawn")
 
 
@@ -216,6 +229,13 @@ class ProcessWorker:
             reason = "stopped"
         else:
             reason = "died"
+        shm = self._backend.shm
+        if shm is not None and self._pid:
+            # The worker owned its result blocks; it is gone, so nobody else will unlink them.
+            prefix = f"{PREFIX}{self._pid}-"
+            shm.attachments.forget(lambda name: name.startswith(prefix))
+            for name in segments_of(self._pid):
+                Segment.unlink_name(name)
         exit = WorkerExit(self._pid, exitcode, reason, detail=self._protocol_error or "")
         try:
             self._events.on_exit(self, exit)
@@ -260,8 +280,15 @@ class ProcessBackend:
             heartbeat_interval=options.heartbeat_interval,
             max_message_bytes=options.max_message_bytes,
             initializer=initializer,
-            spin_s=float(os.environ.get("WB_SPIN", "0.0001")),
+            spin_s=_IDLE_POLL_S,
+            shm_threshold=options.shm_threshold,
         )
+        self.shm: SharedMemoryChannel | None = None
+        if options.shm_threshold:
+            remove_orphans()  # segments of pools and workers that were SIGKILLed earlier
+            self.shm = SharedMemoryChannel(
+                options.shm_threshold, BlockCache("a"), AttachmentCache()
+            )
         self.alive_reader, self._alive_writer = self.context.Pipe(duplex=False)
         # The receive buffer of the I/O thread, shared by all workers (only that thread
         # reads): os.read would allocate a buffer of the full read size on every call.
@@ -281,3 +308,6 @@ class ProcessBackend:
         self._alive_writer.close()
         self.reactor.close()
         self.alive_reader.close()
+        if self.shm is not None:
+            self.shm.attachments.close()
+            self.shm.blocks.close()

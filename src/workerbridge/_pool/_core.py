@@ -25,10 +25,11 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import psutil
 
-from .._backends import Backend, Worker, WorkerExit
+from .._backends import Backend, SharedMemoryChannel, Worker, WorkerExit
 from .._exceptions import (
     DeadlineExceededError,
     PoolBrokenError,
@@ -124,6 +125,7 @@ class _Slot:
         "next_seq",
         "pid",
         "recycle_reason",
+        "released",
         "reserved",
         "restarts",
         "shutdown_sent",
@@ -147,6 +149,7 @@ class _Slot:
         self.restarts = restarts
         self.kill_reason: str | None = None
         self.recycle_reason: str | None = None
+        self.released: list[str] = []  # result blocks of this worker the pool is done with
         self.shutdown_sent = False
         self.errors_in_a_row = 0
         self.boot_deadline = 0.0
@@ -202,8 +205,10 @@ class PoolCore:
         max_queue: int | None,
     ) -> None:
         self.backend = backend
-        # The process backend lets a thread that waits for a result run the I/O loop.
+        # The process backend lets a thread that waits for a result run the I/O loop, and
+        # moves large buffers through shared memory.
         self.assist = getattr(backend, "run_until", None)
+        self.shm: SharedMemoryChannel | None = getattr(backend, "shm", None)
         self.config = config
         self._strategy = strategy
         self._max_queue = max_queue
@@ -336,6 +341,11 @@ class PoolCore:
             if not slot.in_flight:
                 self._mark_started_locked(task, now)
             slot.in_flight[seq] = task
+            task.holders += 1
+            released: tuple[str, ...] = ()
+            if slot.released:
+                released = tuple(slot.released)
+                slot.released.clear()
             request = Request(
                 task.id,
                 task.attempt,
@@ -347,6 +357,8 @@ class PoolCore:
                 task.operation,
                 task.chunked,
                 task.deadline,
+                task.buffers,
+                released,
             )
             batch = sends.get(slot)
             if batch is None:
@@ -404,6 +416,7 @@ class PoolCore:
         task = slot.in_flight.pop(seq, None)
         if task is None:
             return  # unknown or duplicate: dropped
+        task.holders -= 1
         if slot.in_flight:
             # The worker runs its requests in order: the next one starts now.
             head_seq, head = next(iter(slot.in_flight.items()))
@@ -419,7 +432,11 @@ class PoolCore:
             elif self.state == "closing":
                 self._cond.notify_all()  # close() waits for the last running task
         if not _is_current(slot, seq, task) or task.attempt != response.attempt:
-            return  # already resolved (cancelled, timed out, closed): the reply is dropped
+            # Already resolved (cancelled, timed out, closed): the reply is dropped, and the
+            # shared memory on both sides can be reused.
+            slot.released.extend(ref.name for ref in response.buffers)
+            self._free_blocks_locked(task)
+            return
         if response.ok:
             slot.completed += 1
             slot.errors_in_a_row = 0
@@ -509,10 +526,21 @@ class PoolCore:
         task.started_at = None
         task.entry = self._queue.push(task, task.priority, task.deadline, task.order)
 
+    def _free_blocks_locked(self, task: TaskRecord) -> None:
+        """Give the task's argument blocks back once no worker can still read them."""
+        if task.blocks and task.holders == 0 and task.state is TaskState.DONE:
+            shm = self.shm
+            if shm is not None:
+                for name in task.blocks:
+                    shm.blocks.free(name)
+            task.blocks = ()
+
     def _finish_locked(
         self, task: TaskRecord, outcome: Response | BaseException, effects: _Effects
     ) -> None:
         task.state = TaskState.DONE
+        if task.blocks:
+            self._free_blocks_locked(task)
         if isinstance(outcome, Response):
             self._counts["completed"] += 1
         elif isinstance(outcome, TaskCancelledError):
@@ -537,7 +565,9 @@ class PoolCore:
             slot.in_flight.clear()
             control = worker.control
             for seq, task in in_flight:
+                task.holders -= 1
                 if not _is_current(slot, seq, task):
+                    self._free_blocks_locked(task)
                     continue
                 if not control.has_started(seq):
                     # Never started: back to its place in the queue, it was not "held".
@@ -775,14 +805,53 @@ class PoolCore:
                 # Progress callbacks of an async caller run on its loop; resolve the handle
                 # behind them on the same loop, so none runs after the handle is done.
                 try:
-                    loop.call_soon_threadsafe(_resolve, task, outcome)
+                    loop.call_soon_threadsafe(self._resolve, task, outcome)
                     continue
                 except RuntimeError:  # the loop is closed: resolve here
                     pass
-            _resolve(task, outcome)
+            self._resolve(task, outcome)
         if effects.spawn:
             with self._lock:
                 self._cond.notify_all()
+
+    def _resolve(self, task: TaskRecord, outcome: Response | BaseException) -> None:
+        """Give the handle its outcome (outside the lock: unpickling may take a while)."""
+        handle = task.handle
+        if not isinstance(outcome, Response):
+            handle.set_exception(outcome)
+            return
+        try:
+            if outcome.buffers:
+                value = self._load_shared(task, outcome)
+            else:
+                value = pickle.loads(outcome.data)
+        except BaseException as exc:  # even SystemExit from a __setstate__ must not escape
+            handle.set_exception(
+                SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
+            )
+        else:
+            handle.set_result(value)
+
+    def _load_shared(self, task: TaskRecord, response: Response) -> Any:
+        """Unpickle a result whose large buffers sit in the worker's shared memory: they
+        are copied out, so the result owns its memory and the worker can reuse its blocks
+        (listed in the next request to it)."""
+        shm = self.shm
+        if shm is None:
+            raise SerializationError("result refers to shared memory, but the pool has none")
+        try:
+            buffers = []
+            for ref in response.buffers:
+                view = shm.attachments.view(ref.name, ref.offset, ref.length)
+                # bytes and bytearray copy while unpickling; anything that would keep a
+                # view (memoryview, numpy) gets its own copy here.
+                buffers.append(view if ref.copied else bytearray(view))
+            return pickle.loads(response.data, buffers=buffers)
+        finally:
+            slot: _Slot = task.slot
+            with self._lock:
+                if slot is not None and slot.state != "dead":
+                    slot.released.extend(r.name for r in response.buffers)
 
     # ------------------------------------------------------------------ shutdown
     def close(self, timeout: float | None) -> None:
@@ -912,21 +981,6 @@ class PoolCore:
                 sum(len(s.in_flight) for s in self._slots),
                 sum(1 for s in self._slots if s.state == "ready"),
             )
-
-
-def _resolve(task: TaskRecord, outcome: Response | BaseException) -> None:
-    handle = task.handle
-    if not isinstance(outcome, Response):
-        handle.set_exception(outcome)
-        return
-    try:
-        value = pickle.loads(outcome.data)
-    except BaseException as exc:  # even SystemExit from a __setstate__ must not escape here
-        handle.set_exception(
-            SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
-        )
-    else:
-        handle.set_result(value)
 
 
 def _rss(pid: int) -> int:

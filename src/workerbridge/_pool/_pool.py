@@ -36,10 +36,12 @@ from .._backends import (
     BackendOptions,
     InlineBackend,
     ProcessBackend,
+    SharedMemoryChannel,
     ThreadBackend,
 )
-from .._exceptions import SerializationError, ValidationError
-from .._protocol import DEFAULT_MAX_MESSAGE_BYTES
+from .._exceptions import SerializationError, SharedMemoryError, ValidationError
+from .._protocol import DEFAULT_MAX_MESSAGE_BYTES, ShmRef
+from .._transport import DEFAULT_SHM_THRESHOLD, dumps_out_of_band, has_large_buffer
 from ._core import PoolConfig, PoolCore
 from ._map import MapIterator
 from ._scheduler import STRATEGIES
@@ -94,6 +96,42 @@ def _encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
         return (ref, b"") if ref is not None else ("", _pickle_function(fn))
 
 
+def _pickle_args(args: tuple[Any, ...]) -> bytes:
+    if not args:
+        return _EMPTY_ARGS
+    try:
+        return pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        try:
+            pickled: bytes = cloudpickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
+        return pickled
+
+
+def _pickle_out_of_band(
+    args: tuple[Any, ...], shm: SharedMemoryChannel
+) -> tuple[bytes, tuple[ShmRef, ...], tuple[str, ...]]:
+    """Pickle ``args`` with its large buffers copied into shared-memory blocks; falls back
+    to an ordinary pickle (through the pipe) when shared memory is exhausted."""
+    try:
+        payload, buffers = dumps_out_of_band(args, shm.threshold)
+    except Exception as exc:
+        raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
+    names: list[str] = []
+    refs: list[ShmRef] = []
+    try:
+        for buffer in buffers:
+            segment = shm.blocks.store(buffer)
+            names.append(segment.name)
+            refs.append(ShmRef(segment.name, 0, buffer.raw().nbytes))
+    except SharedMemoryError:
+        for name in names:
+            shm.blocks.free(name)
+        return _pickle_args(args), (), ()
+    return payload, tuple(refs), tuple(names)
+
+
 def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> float | None:
     if value is None:
         return None
@@ -135,6 +173,11 @@ class WorkerPool:
             Replacements happen between tasks: no task fails because of them.
         max_message_bytes: largest message on a worker's pipe; bigger arguments are
             refused at ``submit`` with ``ValidationError``.
+        shm_threshold: ``bytes``, ``bytearray``, ``memoryview`` and numpy arguments and
+            results of at least this many bytes travel through shared memory instead of the
+            pipe (process backend; 0 turns it off). Inside the task such arguments are
+            read-only and valid until the task returns; results are copied out in the
+            caller. With ``/dev/shm`` full, they go through the pipe instead.
 
     Use it as a context manager (``with`` or ``async with``): leaving the block closes the
     pool gracefully. ``terminate()`` stops everything at once.
@@ -159,6 +202,7 @@ class WorkerPool:
         max_memory_per_worker: int | None = None,
         max_errors: int | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        shm_threshold: int = DEFAULT_SHM_THRESHOLD,
     ) -> None:
         if size is None:
             size = (
@@ -204,6 +248,7 @@ class WorkerPool:
             max_message_bytes=max_message_bytes,
             initializer=initializer,
             initargs=tuple(initargs),
+            shm_threshold=shm_threshold,
         )
         self._debug = debug
         self._max_message_bytes = max_message_bytes
@@ -403,13 +448,13 @@ class WorkerPool:
                 raise ValidationError("retry_on must be a tuple of exception types")
         if affinity is not None and not isinstance(affinity, Hashable):
             raise ValidationError("affinity must be hashable")
-        try:
-            payload = pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL) if args else _EMPTY_ARGS
-        except Exception as exc:
-            try:
-                payload = cloudpickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
+        buffers: tuple[ShmRef, ...] = ()
+        blocks: tuple[str, ...] = ()
+        shm = self._core.shm
+        if shm is not None and args and has_large_buffer(args, shm.threshold):
+            payload, buffers, blocks = _pickle_out_of_band(args, shm)
+        else:
+            payload = _pickle_args(args)
         if len(payload) > self._max_message_bytes:
             raise ValidationError(
                 f"arguments pickle to {len(payload)} bytes, above max_message_bytes="
@@ -443,6 +488,9 @@ class WorkerPool:
             loop=loop,
             submitted_at=now,
         )
+        if buffers:
+            task.buffers = buffers
+            task.blocks = blocks
         if signal is not None:
             _link_signal(signal, task.handle)
         return task

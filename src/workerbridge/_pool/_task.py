@@ -172,12 +172,15 @@ class TaskRecord:
     __slots__ = (
         "affinity",
         "attempt",
+        "blocks",
+        "buffers",
         "channel",
         "chunked",
         "deadline",
         "entry",
         "function",
         "handle",
+        "holders",
         "id",
         "loop",
         "on_progress",
@@ -235,6 +238,9 @@ class TaskRecord:
         self.loop = loop
         self.submitted_at = submitted_at
         self.attempt = 1
+        self.buffers: tuple[Any, ...] = ()  # ShmRefs of out-of-band argument buffers
+        self.blocks: tuple[str, ...] = ()  # the pool's shared-memory blocks holding them
+        self.holders = 0  # workers holding a request of this task (blocks stay until 0)
         self.state = TaskState.QUEUED
         self.entry: QueueEntry[TaskRecord] | None = None
         self.order = -1  # place in submission order, kept when the task is put back

@@ -70,11 +70,15 @@ class ErrorInfo(msgspec.Struct, frozen=True, array_like=True):
 
 class ShmRef(msgspec.Struct, frozen=True, array_like=True):
     """``length`` bytes at ``offset`` of the shared-memory segment ``name``: one
-    out-of-band buffer of a pickled payload (pickle protocol 5), in payload order."""
+    out-of-band buffer of a pickled payload (pickle protocol 5), in payload order.
+
+    ``copied`` says the unpickled object copies the buffer anyway (``bytes``,
+    ``bytearray``), so the receiver may hand over the shared view itself."""
 
     name: str
     offset: Annotated[int, msgspec.Meta(ge=0)]
     length: Annotated[int, msgspec.Meta(ge=0)]
+    copied: bool = False
 
 
 class Request(msgspec.Struct, tag="request", frozen=True, array_like=True):

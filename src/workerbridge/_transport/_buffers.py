@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_SHM_THRESHOLD",
     "AttachmentCache",
     "BlockCache",
+    "copied_on_load",
     "dumps_out_of_band",
     "has_large_buffer",
     "loads_with_buffers",
@@ -68,8 +69,8 @@ def _rebuild_memoryview(buffer: Any) -> memoryview:
 
 
 class _OutOfBandPickler(pickle.Pickler):
-    """Sends ``bytes`` and ``memoryview`` of ``threshold`` bytes or more out of band too
-    (protocol 5 does that on its own only for ``bytearray`` and numpy arrays)."""
+    """Sends ``memoryview`` of ``threshold`` bytes or more out of band too (protocol 5
+    does that on its own only for ``bytearray`` and numpy arrays)."""
 
     def __init__(self, file: io.BytesIO, threshold: int, buffers: list[pickle.PickleBuffer]):
         def keep_small_in_band(buffer: pickle.PickleBuffer) -> bool:
@@ -83,19 +84,49 @@ class _OutOfBandPickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
-        if kind is bytes and len(obj) >= self._threshold:
-            return _rebuild_bytes, (pickle.PickleBuffer(obj),)
         if kind is memoryview and obj.nbytes >= self._threshold and obj.contiguous:
             return _rebuild_memoryview, (pickle.PickleBuffer(obj),)
         return NotImplemented
 
 
+class _BytesBox:
+    """Carries a large ``bytes`` out of band: the C pickler never asks ``reducer_override``
+    about exact ``bytes``, so the value is boxed before pickling."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return _rebuild_bytes, (pickle.PickleBuffer(self.data),)
+
+
+def _box(value: Any, threshold: int) -> Any:
+    if type(value) is bytes and len(value) >= threshold:
+        return _BytesBox(value)
+    return value
+
+
 def dumps_out_of_band(value: Any, threshold: int) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """Pickle ``value``; buffers of ``threshold`` bytes or more are returned apart."""
+    """Pickle ``value``; buffers of ``threshold`` bytes or more are returned apart.
+
+    Large ``bytes`` are found at the top level and inside a top-level tuple (the arguments
+    of a task); ``bytearray``, ``memoryview`` and numpy arrays anywhere."""
+    if type(value) is tuple:
+        value = tuple(_box(item, threshold) for item in value)
+    else:
+        value = _box(value, threshold)
     file = io.BytesIO()
     buffers: list[pickle.PickleBuffer] = []
     _OutOfBandPickler(file, threshold, buffers).dump(value)
     return file.getvalue(), buffers
+
+
+def copied_on_load(buffer: pickle.PickleBuffer) -> bool:
+    """Whether unpickling rebuilds this buffer as a copy (``bytes``, ``bytearray``) rather
+    than as a view of it (``memoryview``, numpy arrays)."""
+    return type(buffer.raw().obj) in (bytes, bytearray)
 
 
 def loads_with_buffers(data: bytes, buffers: Sequence[Any]) -> Any:

@@ -118,6 +118,14 @@ class Segment:
         except FileNotFoundError:
             pass
 
+    @staticmethod
+    def unlink_name(name: str) -> None:
+        """Remove segment ``name`` without mapping it (its owner died)."""
+        try:
+            os.unlink(_path(name))
+        except FileNotFoundError:
+            pass
+
     def __repr__(self) -> str:
         return f"<Segment {self.name} {self.size} bytes{' owner' if self.owner else ''}>"
 

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from .._protocol import (
     Shutdown,
     to_worker_decoder,
 )
-from .._transport import take_fd, write_all
+from .._transport import AttachmentCache, BlockCache, take_fd, write_all
 from ._control import ControlBlock
 from ._runtime import TaskRunner, error_info
 
@@ -59,11 +60,21 @@ class WorkerConfig:
     max_message_bytes: int
     initializer: bytes = b""  # pickled (callable, args), empty for none
     spin_s: float = 0.0  # how long an idle worker polls for the next request (see _receive)
+    shm_threshold: int = 0  # results with buffers this large go through shared memory
+
+
+_cleanups: list[Callable[[], None]] = []
 
 
 def _exit(code: int) -> None:
     # os._exit skips interpreter teardown (fast, and no atexit handler of the task's
-    # libraries can hang the worker), so flush what tasks printed first.
+    # libraries can hang the worker), so flush what tasks printed first, and remove the
+    # shared memory this worker owns.
+    for cleanup in _cleanups:
+        try:
+            cleanup()
+        except Exception:
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -154,7 +165,17 @@ def worker_main(
         name="workerbridge-heartbeat",
         daemon=True,
     ).start()
-    runner = TaskRunner(control, send_progress, debug=config.debug)
+    results = BlockCache("r") if config.shm_threshold else None
+    if results is not None:
+        _cleanups.append(results.close)  # unlink our result blocks on any way out
+    runner = TaskRunner(
+        control,
+        send_progress,
+        debug=config.debug,
+        shm_threshold=config.shm_threshold,
+        attachments=AttachmentCache() if config.shm_threshold else None,
+        results=results,
+    )
     write_all(out_fd, encoder.encode(Ready(pid)))
     decoder = to_worker_decoder(config.max_message_bytes)
     out = bytearray()

@@ -15,8 +15,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from .._exceptions import TaskCancelledError
-from .._protocol import ErrorInfo, ErrorKind, Progress, Request, Response
+from .._exceptions import SharedMemoryError, TaskCancelledError
+from .._protocol import ErrorInfo, ErrorKind, Progress, Request, Response, ShmRef
+from .._transport import (
+    AttachmentCache,
+    BlockCache,
+    copied_on_load,
+    dumps_out_of_band,
+    has_large_buffer,
+)
 from ._context import TaskContext, _current
 from ._control import ControlBlock
 from ._registry import lookup
@@ -84,7 +91,13 @@ class TaskRunner:
         send_progress: Callable[[Progress], None],
         *,
         debug: bool = False,
+        shm_threshold: int = 0,
+        attachments: AttachmentCache | None = None,
+        results: BlockCache | None = None,
     ) -> None:
+        self._shm_threshold = shm_threshold
+        self._attachments = attachments
+        self._results = results
         self._control = control
         self._send_progress = send_progress
         self._debug = debug
@@ -127,6 +140,9 @@ class TaskRunner:
         """
         seq = req.seq
         control = self._control
+        if req.released and self._results is not None:
+            for name in req.released:
+                self._results.free(name)
         if control.is_cancelled(seq) or (req.id, req.attempt) in self._skip:
             self._skip.discard((req.id, req.attempt))
             return self._fail(req, "cancelled", TaskCancelledError("cancelled before start"))
@@ -137,7 +153,13 @@ class TaskRunner:
         control.mark_started(seq)
         try:
             fn = self._function(req)
-            args = pickle.loads(req.payload)
+            if req.buffers and self._attachments is not None:
+                # Inputs are read-only views of the pool's blocks: zero-copy for memoryview
+                # and numpy arguments, one copy for bytes and bytearray.
+                views = [self._attachments.view(r.name, r.offset, r.length) for r in req.buffers]
+                args = pickle.loads(req.payload, buffers=views)
+            else:
+                args = pickle.loads(req.payload)
         except _LookupFailedError as exc:
             return self._fail(req, "lookup", exc)
         except BaseException as exc:  # SystemExit from a __setstate__ is still bad input
@@ -165,8 +187,28 @@ class TaskRunner:
             _current.reset(token)
         run_ns = time.perf_counter_ns() - start
         ctx.flush()
+        refs: tuple[ShmRef, ...] = ()
         try:
-            data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            if self._results is not None and has_large_buffer((result,), self._shm_threshold):
+                data, refs = self._store_result(result)
+            else:
+                data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # SystemExit from a __reduce__ is still a bad result
             return self._fail(req, "serialization", exc, run_ns)
-        return Response(req.id, req.attempt, True, data, None, run_ns)
+        return Response(req.id, req.attempt, True, data, None, run_ns, refs)
+
+    def _store_result(self, result: Any) -> tuple[bytes, tuple[ShmRef, ...]]:
+        """Pickle ``result`` with its large buffers in this worker's blocks (or through the
+        pipe if shared memory is exhausted)."""
+        assert self._results is not None
+        data, buffers = dumps_out_of_band(result, self._shm_threshold)
+        refs: list[ShmRef] = []
+        try:
+            for buffer in buffers:
+                segment = self._results.store(buffer)
+                refs.append(ShmRef(segment.name, 0, buffer.raw().nbytes, copied_on_load(buffer)))
+        except SharedMemoryError:
+            for ref in refs:
+                self._results.free(ref.name)
+            return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), ()
+        return data, tuple(refs)
