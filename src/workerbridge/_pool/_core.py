@@ -52,6 +52,7 @@ from .._protocol import (
     Shutdown,
     ToWorker,
 )
+from .._transport import release_unreturned
 from .._worker import MAX_IN_FLIGHT
 from ._queue import TaskQueue
 from ._scheduler import Strategy, assign
@@ -816,6 +817,15 @@ class PoolCore:
 
     def _resolve(self, task: TaskRecord, outcome: Response | BaseException) -> None:
         """Give the handle its outcome (outside the lock: unpickling may take a while)."""
+        try:
+            self._set_outcome(task, outcome)
+        finally:
+            if task.moved:
+                # Buffers moved into the task and not moved back by its result are released
+                # (returned ones were taken back while unpickling the result).
+                release_unreturned(task.moved)
+
+    def _set_outcome(self, task: TaskRecord, outcome: Response | BaseException) -> None:
         handle = task.handle
         if not isinstance(outcome, Response):
             handle.set_exception(outcome)

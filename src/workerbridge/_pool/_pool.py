@@ -41,7 +41,13 @@ from .._backends import (
 )
 from .._exceptions import SerializationError, SharedMemoryError, ValidationError
 from .._protocol import DEFAULT_MAX_MESSAGE_BYTES, ShmRef
-from .._transport import DEFAULT_SHM_THRESHOLD, dumps_out_of_band, has_large_buffer
+from .._transport import (
+    DEFAULT_SHM_THRESHOLD,
+    MovedBuffers,
+    SharedBuffer,
+    dumps_out_of_band,
+    has_large_buffer,
+)
 from ._core import PoolConfig, PoolCore
 from ._map import MapIterator
 from ._scheduler import STRATEGIES
@@ -451,10 +457,11 @@ class WorkerPool:
         buffers: tuple[ShmRef, ...] = ()
         blocks: tuple[str, ...] = ()
         shm = self._core.shm
-        if shm is not None and args and has_large_buffer(args, shm.threshold):
-            payload, buffers, blocks = _pickle_out_of_band(args, shm)
-        else:
-            payload = _pickle_args(args)
+        with MovedBuffers() as moved:
+            if shm is not None and args and has_large_buffer(args, shm.threshold):
+                payload, buffers, blocks = _pickle_out_of_band(args, shm)
+            else:
+                payload = _pickle_args(args)
         if len(payload) > self._max_message_bytes:
             raise ValidationError(
                 f"arguments pickle to {len(payload)} bytes, above max_message_bytes="
@@ -491,6 +498,8 @@ class WorkerPool:
         if buffers:
             task.buffers = buffers
             task.blocks = blocks
+        if moved:
+            task.moved = tuple(moved)
         if signal is not None:
             _link_signal(signal, task.handle)
         return task
@@ -547,6 +556,16 @@ class WorkerPool:
         return MapIterator([t.handle for t in tasks], ordered)
 
     # ------------------------------------------------------------------ lifecycle
+    def alloc(self, size: int) -> SharedBuffer:
+        """A ``SharedBuffer`` of ``size`` bytes, to fill and pass to tasks with
+        ``transfer(buf)`` (moved without a copy). It is released when garbage collected,
+        by ``buf.release()``, or when a task it was moved to ends without returning it.
+
+        Raises:
+            SharedMemoryError: no shared memory is available.
+        """
+        return SharedBuffer(size)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until every worker is ready; False on timeout.
 

@@ -183,6 +183,7 @@ class TaskRecord:
         "holders",
         "id",
         "loop",
+        "moved",
         "on_progress",
         "operation",
         "order",
@@ -241,6 +242,7 @@ class TaskRecord:
         self.buffers: tuple[Any, ...] = ()  # ShmRefs of out-of-band argument buffers
         self.blocks: tuple[str, ...] = ()  # the pool's shared-memory blocks holding them
         self.holders = 0  # workers holding a request of this task (blocks stay until 0)
+        self.moved: tuple[str, ...] = ()  # SharedBuffers transferred into the task
         self.state = TaskState.QUEUED
         self.entry: QueueEntry[TaskRecord] | None = None
         self.order = -1  # place in submission order, kept when the task is put back

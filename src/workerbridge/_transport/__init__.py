@@ -10,6 +10,7 @@ from ._buffers import (
     loads_with_buffers,
 )
 from ._pipe import PIPE_SIZE, enlarge_pipe, take_fd, write_all
+from ._shared_buffer import MovedBuffers, SharedBuffer, release_unreturned, transfer
 from ._shm import PREFIX, Segment, remove_orphans, segments_of
 
 __all__ = [
@@ -18,14 +19,18 @@ __all__ = [
     "PREFIX",
     "AttachmentCache",
     "BlockCache",
+    "MovedBuffers",
     "Segment",
+    "SharedBuffer",
     "copied_on_load",
     "dumps_out_of_band",
     "enlarge_pipe",
     "has_large_buffer",
     "loads_with_buffers",
+    "release_unreturned",
     "remove_orphans",
     "segments_of",
     "take_fd",
+    "transfer",
     "write_all",
 ]

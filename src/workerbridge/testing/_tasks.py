@@ -311,3 +311,16 @@ def return_unpicklable() -> Any:
 
 def multiply(a: int, b: int) -> int:
     return a * b
+
+
+def fill_shared(buffer: Any, value: int) -> Any:
+    """Write ``value`` into every byte of a transferred SharedBuffer and move it back."""
+    from .._transport import transfer
+
+    buffer.view[:] = bytes([value]) * len(buffer.view)
+    return transfer(buffer)
+
+
+def sum_shared(buffer: Any) -> int:
+    """Sum the bytes of a transferred SharedBuffer (without returning it)."""
+    return sum(buffer.view[:1024])
