@@ -369,11 +369,13 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def leak_memory(megabytes: float) -> tuple[int, int]:
-    """Keep ``megabytes`` of touched memory alive for the worker's life; return
-    ``(pid, rss)`` after the leak."""
+def leak_memory(megabytes: float, seconds: float = 0.0) -> tuple[int, int]:
+    """Keep ``megabytes`` of touched memory alive for the worker's life, then burn
+    ``seconds`` of CPU; return ``(pid, rss)`` measured right after the leak."""
     _leaked.append(b"\xa5" * int(megabytes * (1 << 20)))
-    return os.getpid(), _rss()
+    rss = _rss()
+    spin(seconds)
+    return os.getpid(), rss
 
 
 # -------------------------------------------------------------------------------- chaos
