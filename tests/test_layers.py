@@ -4,7 +4,7 @@ Every module under ``src/workerbridge`` is parsed with ``ast`` (nothing is impor
 every ``import`` in it, at any depth and under ``TYPE_CHECKING`` too, is checked against
 its layer. Layers, lowest first::
 
-    _exceptions  <  _protocol  <  _transport  <  _worker  <  _backends  <  _pool  <  top
+    _exceptions  <  _protocol  <  _transport  <  _shared  <  _worker  <  _backends  <  _pool  <  top
 
 where "top" is the package ``__init__`` and the public helpers (``testing``). A module
 may import its own layer and the layers below it.
@@ -23,7 +23,16 @@ import workerbridge
 PACKAGE = "workerbridge"
 SRC = Path(workerbridge.__file__).resolve().parent
 
-LAYERS = ["_exceptions", "_protocol", "_transport", "_worker", "_backends", "_pool", "top"]
+LAYERS = [
+    "_exceptions",
+    "_protocol",
+    "_transport",
+    "_shared",
+    "_worker",
+    "_backends",
+    "_pool",
+    "top",
+]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 #: Top-level entries of the package that sit above the pool.
 TOP = {"__init__", "__main__", "_demo", "testing"}
@@ -162,10 +171,31 @@ def test_transport_uses_only_protocol_and_exceptions(path: Path) -> None:
         assert layer_of(imp.module) in ("_transport", "_protocol", "_exceptions"), imp
 
 
+@pytest.mark.parametrize("path", modules_of("_shared"), ids=lambda p: module_name(p))
+def test_shared_state_uses_only_transport_and_exceptions(path: Path) -> None:
+    for imp in internal(imports_of(path)):
+        assert layer_of(imp.module) in ("_shared", "_transport", "_exceptions"), imp
+
+
+def test_nothing_below_shared_state_imports_it() -> None:
+    below = [p for p in MODULES if RANK[layer_of(module_name(p)) or "top"] < RANK["_shared"]]
+    assert below
+    bad = [
+        f"{module_name(path)}:{imp.line} imports {imp.module}"
+        for path in below
+        for imp in internal(imports_of(path))
+        if layer_of(imp.module) == "_shared"
+    ]
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [
-        ("_exceptions", {"_protocol", "_transport", "_worker", "_backends", "_pool", "top"}),
+        (
+            "_exceptions",
+            {"_protocol", "_transport", "_shared", "_worker", "_backends", "_pool", "top"},
+        ),
         ("_worker", {"_pool", "_backends", "top"}),
         ("_backends", {"_pool", "top"}),
     ],

@@ -6,7 +6,8 @@ only pointing down::
     _pool/       WorkerPool, queue, scheduler, supervisor, handles, statistics
     _backends/   process (default), thread (fallback), inline (tests)
     _worker/     what runs inside a worker: loop, task runner, current_task(), registry
-    _transport/  pipes (and, later, shared memory)
+    _shared/     SharedCounter, SharedProgress, SharedCancellation on shared memory
+    _transport/  pipes and named shared-memory segments
     _protocol/   typed messages and framing: pure data, no I/O
     _exceptions  the error tree
 
@@ -49,6 +50,13 @@ if TYPE_CHECKING:
         WorkerPool as WorkerPool,
         WorkerStats as WorkerStats,
     )
+    from ._shared import (
+        SharedCancellation as SharedCancellation,
+        SharedCounter as SharedCounter,
+        SharedProgress as SharedProgress,
+        create_cancellation_token as create_cancellation_token,
+        create_progress_tracker as create_progress_tracker,
+    )
     from ._worker import (
         TaskContext as TaskContext,
         current_task as current_task,
@@ -72,7 +80,10 @@ __all__ = [
     "RemoteTaskError",
     "RemoteTraceback",
     "SerializationError",
+    "SharedCancellation",
+    "SharedCounter",
     "SharedMemoryError",
+    "SharedProgress",
     "TaskCancelledError",
     "TaskContext",
     "TaskError",
@@ -83,6 +94,8 @@ __all__ = [
     "WorkerCrashedError",
     "WorkerPool",
     "WorkerStats",
+    "create_cancellation_token",
+    "create_progress_tracker",
     "current_task",
     "operation",
     "register_channel",
@@ -116,6 +129,13 @@ _SOURCES = {
         "TaskHandle",
         "WorkerPool",
         "WorkerStats",
+    ),
+    "._shared": (
+        "SharedCancellation",
+        "SharedCounter",
+        "SharedProgress",
+        "create_cancellation_token",
+        "create_progress_tracker",
     ),
     "._worker": ("TaskContext", "current_task", "operation", "register_channel"),
 }
