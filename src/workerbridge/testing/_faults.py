@@ -57,6 +57,7 @@ __all__ = [
     "release_gil_c_sleep",
     "reply_then_die",
     "report_across_attempts",
+    "report_burst",
     "return_explodes_on_pickle",
     "return_explodes_on_unpickle",
     "run_and_misbehave",
@@ -336,6 +337,28 @@ def progress_until_cancelled(started: str, noticed: str, timeout: float = 30.0) 
         step += 1
         ctx.report(step, 1_000_000)
         time.sleep(0.011)
+    return "stopped"
+
+
+def report_burst(burst: str, sent: str, count: int, timeout: float = 30.0) -> str:
+    """Report 1; when the file ``burst`` exists, report 2 .. ``count`` + 1 back to back
+    (``current == total``: never held back by the throttle) and create ``sent``; then wait
+    for the cancel flag and return."""
+    ctx = current_task()
+    ctx.report(1, 1)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(burst):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{burst} never appeared")
+        time.sleep(_POLL_S)
+    for value in range(2, count + 2):
+        ctx.report(value, value)
+    with open(sent, "w"):
+        pass
+    while not ctx.cancelled:
+        if time.monotonic() > deadline:
+            raise TimeoutError("never cancelled")
+        time.sleep(_POLL_S)
     return "stopped"
 
 
