@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m bench                         # everything (about 5 minutes on 2 cores)
+    python -m bench                         # everything (about 7 minutes on 2 cores)
     python -m bench --quick                 # fewer repeats, smaller sizes
     python -m bench --only roundtrip,map    # some workloads (``machine`` = the limits)
     python -m bench --output bench/RESULTS.md
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import shlex
 import sys
@@ -19,9 +20,8 @@ import time
 from pathlib import Path
 
 from . import _machine
-from ._peers import CONTENDERS, START_METHODS
+from ._peers import CONTENDERS, START_METHODS, SUBJECT, is_subject
 from ._report import (
-    SUBJECT,
     Section,
     build_section,
     goals_table,
@@ -92,7 +92,7 @@ class _Progress:
             print(f"   repeat {repeat + 1}/{self.repeats}:", end="")
         if run.ok:
             value = run.metrics.get(self.metric.key, float("nan"))
-            shown = f"{value:,.{self.metric.digits}f}"
+            shown = value if isinstance(value, str) else f"{value:,.{self.metric.digits}f}"
         else:
             shown = "FAILED"
         print(f" {name} {shown} ({run.seconds:.1f} s);", end="", flush=True)
@@ -124,12 +124,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         workload = WORKLOADS[name]
         params = workload.quick if args.quick else workload.full
-        runs = f"{args.repeats} repeat(s) x {len(args.contenders)} contenders"
+        contenders = _with_variants(args.contenders, workload.variants)
+        runs = f"{args.repeats} repeat(s) x {len(contenders)} contenders"
         print(f"\n.. {workload.title}: {runs}")
         load = os.getloadavg()[0]
         progress = _Progress(name, args.repeats)
         outcomes = run_workload(
-            name, params, args.contenders, args.repeats, workload.timeout, ROOT, progress
+            name,
+            params,
+            contenders,
+            args.repeats,
+            workload.timeout,
+            ROOT,
+            progress,
+            is_final=functools.partial(_in_words, key=workload.metrics[0].key),
         )
         progress.done()
         section = build_section(workload, params, outcomes)
@@ -164,14 +172,28 @@ def main(argv: list[str] | None = None) -> int:
         args.output.write_text(text, encoding="utf-8")
         print(f"report written to {args.output}")
 
-    failed = any(row[0] == SUBJECT and "failed" in row for s in sections for row in s.table.rows)
+    failed = any(is_subject(row[0]) and "failed" in row for s in sections for row in s.table.rows)
     return 1 if failed else 0
+
+
+def _in_words(run: Run, key: str) -> bool:
+    """The run ended in an outcome (``hangs``, ``broken``, ``n/a``) rather than a time."""
+    return isinstance(run.metrics.get(key), str)
+
+
+def _with_variants(contenders: tuple[str, ...], variants: tuple[str, ...]) -> tuple[str, ...]:
+    """The workload's configurations of workerbridge, right after it (if it runs)."""
+    if SUBJECT not in contenders:
+        return contenders
+    at = contenders.index(SUBJECT) + 1
+    return (*contenders[:at], *variants, *contenders[at:])
 
 
 def _method_notes(args: argparse.Namespace) -> list[str]:
     methods = sorted({START_METHODS[c] for c in args.contenders})
     return [
-        f"Contenders: {', '.join(args.contenders)}; 2 workers each, start method "
+        f"Contenders: {', '.join(args.contenders)}; 2 workers each (1 in the timeout "
+        f"workload), start method "
         f"{' / '.join(methods)} for all. loky is a fresh `loky.ProcessPoolExecutor` per run "
         "(`get_reusable_executor` would reuse a cached pool); mpire uses `keep_alive=True` "
         "and `apply_async` for single tasks; pebble uses `submit` and `map(...).result()`.",
@@ -181,7 +203,8 @@ def _method_notes(args: argparse.Namespace) -> list[str]:
         "the pool-start workload) and closed after it.",
         "Values are medians over the repeats; `spread` is half the min-max range of the "
         "first column over the repeats, relative to the median. `x best peer` divides a "
-        "median by the best peer's (peers: every contender but workerbridge).",
+        "median by the best peer's (peers: every contender but workerbridge and its "
+        "configurations, such as `workerbridge kill_grace=0.05`).",
         "A run that passes its timeout is killed with its process group and the contender is "
         "reported as failed for that workload; processes still alive in the group after a "
         "run are killed and reported as left behind.",
@@ -189,6 +212,13 @@ def _method_notes(args: argparse.Namespace) -> list[str]:
         "contender's worker has to import workerbridge; they match "
         "`workerbridge.testing.tasks` except that `hash_chunks` repeats 4 KiB of random "
         "bytes into its block (`os.urandom` of 8 MiB costs as much as hashing it).",
+        "Failure workloads (crash, timeout): a wait that can fail is guarded (a few seconds) "
+        "and its outcome is then a word instead of a time: `hangs` (nothing came back), "
+        "`broken` (the pool refuses or fails later tasks), `n/a` (no such feature). A "
+        "contender whose first column is a word in its first run is not run again (such an "
+        "outcome does not vary), so its `runs` shows 1. Pools there are terminated, not "
+        "closed, after the clock: a task lost with its worker would block a graceful close "
+        "(multiprocessing.Pool, mpire).",
         "The machine may be shared with other work while this runs; the load average before "
         "and after is recorded above. Compare ratios within one run, not across runs.",
     ]

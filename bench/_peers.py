@@ -6,21 +6,76 @@ returned). ``call`` submits one task and waits for it, ``submit_all`` submits ev
 first and then waits for all, ``map`` runs chunks and returns the results as a list, and
 ``close`` shuts the pool down and waits for its processes.
 
+For the failure workloads (a crashed worker, a task timeout) ``submit`` hands back the
+library's own pending result (with a per-task ``timeout`` where the library has one),
+``wait`` waits for it at most a guard time and tells what came back (a value, an error, or
+nothing yet), and ``terminate`` stops the pool without waiting for lost tasks.
+
 Each library is imported in ``load()``, before anything is timed, so that import time is
 never charged to a pool start and a child process only loads the library it measures.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import _tasks
 
-__all__ = ["CONTENDERS", "PEERS", "Adapter", "make_adapter"]
+__all__ = [
+    "CONTENDERS",
+    "PEERS",
+    "SUBJECT",
+    "VARIANTS",
+    "Adapter",
+    "Waited",
+    "is_subject",
+    "make_adapter",
+]
 
 START_METHOD = "forkserver"
+SUBJECT = "workerbridge"
+
+
+def is_subject(name: str) -> bool:
+    """workerbridge itself or one of its configurations (never a peer)."""
+    return name == SUBJECT or name.startswith(SUBJECT + " ")
+
+
+@dataclass(frozen=True)
+class Waited:
+    """What ``Adapter.wait`` saw: ``done`` False if nothing came back within the guard."""
+
+    done: bool
+    value: Any = None
+    error: BaseException | None = None
+
+
+def _wait_future(future: concurrent.futures.Future[Any], guard: float) -> Waited:
+    try:
+        future.exception(guard)  # a workerbridge handle runs its I/O loop while it waits
+    except (TimeoutError, concurrent.futures.CancelledError):
+        pass
+    if not future.done():
+        return Waited(False)
+    try:
+        return Waited(True, future.result(0))
+    except BaseException as exc:
+        return Waited(True, error=exc)
+
+
+def _wait_async_result(result: Any, guard: float) -> Waited:
+    """``multiprocessing.pool.AsyncResult`` and mpire's copy of it."""
+    result.wait(guard)
+    if not result.ready():
+        return Waited(False)
+    try:
+        return Waited(True, result.get(0))
+    except BaseException as exc:
+        return Waited(True, error=exc)
 
 
 class Adapter:
@@ -28,6 +83,7 @@ class Adapter:
 
     name = ""
     start_method = START_METHOD
+    task_timeout = False  # has a per-task timeout that stops the task
 
     def load(self) -> None:
         """Import the library (not timed)."""
@@ -52,9 +108,24 @@ class Adapter:
     def close(self) -> None:
         raise NotImplementedError
 
+    def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        """Submit one task; return the library's pending result. ``timeout`` needs
+        ``task_timeout``."""
+        raise NotImplementedError
+
+    def wait(self, pending: Any, guard: float) -> Waited:
+        """Wait at most ``guard`` seconds for what ``submit`` returned."""
+        raise NotImplementedError
+
+    def terminate(self) -> None:
+        """Stop the pool at once, without waiting for tasks that may never end."""
+        raise NotImplementedError
+
 
 class WorkerBridge(Adapter):
-    name = "workerbridge"
+    name = SUBJECT
+    task_timeout = True
+    options: dict[str, Any] = {}  # noqa: RUF012 - read only
 
     def load(self) -> None:
         from workerbridge import WorkerPool
@@ -62,7 +133,7 @@ class WorkerBridge(Adapter):
         self._cls = WorkerPool
 
     def start(self, n_workers: int) -> None:
-        self.pool = self._cls(n_workers, start_method=self.start_method)
+        self.pool = self._cls(n_workers, start_method=self.start_method, **self.options)
         if not self.pool.wait_ready(60.0):
             raise RuntimeError("workerbridge: wait_ready() timed out")
         self.submit_all(_tasks.noop, [()] * n_workers)
@@ -80,6 +151,23 @@ class WorkerBridge(Adapter):
 
     def close(self) -> None:
         self.pool.close()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        return self.pool.submit(fn, *args, timeout=timeout)
+
+    def wait(self, pending: Any, guard: float) -> Waited:
+        return _wait_future(pending, guard)
+
+    def terminate(self) -> None:
+        self.pool.terminate()
+
+
+class WorkerBridgeQuickKill(WorkerBridge):
+    """The default pool but for ``kill_grace``: a timed-out task's worker is killed after
+    50 ms instead of 1 s. Run only where a workload lists it (``Workload.variants``)."""
+
+    name = f"{SUBJECT} kill_grace=0.05"
+    options = {"kill_grace": 0.05}  # noqa: RUF012 - read only
 
 
 class _Executor(Adapter):
@@ -100,6 +188,17 @@ class _Executor(Adapter):
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            raise NotImplementedError(f"{self.name} has no per-task timeout")
+        return self.executor.submit(fn, *args)
+
+    def wait(self, pending: Any, guard: float) -> Waited:
+        return _wait_future(pending, guard)
+
+    def terminate(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 class ProcessPoolExecutor(_Executor):
@@ -130,6 +229,9 @@ class Loky(_Executor):
         context = multiprocessing.get_context(self.start_method)
         self.executor = self._cls(max_workers=n_workers, context=context)
 
+    def terminate(self) -> None:
+        self.executor.shutdown(wait=True, kill_workers=True)
+
 
 class MultiprocessingPool(Adapter):
     name = "multiprocessing.Pool"
@@ -152,9 +254,22 @@ class MultiprocessingPool(Adapter):
         self.pool.close()
         self.pool.join()
 
+    def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        if timeout is not None:
+            raise NotImplementedError(f"{self.name} has no per-task timeout")
+        return self.pool.apply_async(fn, args)
+
+    def wait(self, pending: Any, guard: float) -> Waited:
+        return _wait_async_result(pending, guard)
+
+    def terminate(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
 
 class Pebble(Adapter):
     name = "pebble"
+    task_timeout = True
 
     def load(self) -> None:
         import pebble
@@ -180,11 +295,23 @@ class Pebble(Adapter):
         self.pool.close()
         self.pool.join()
 
+    def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        return self.pool.submit(fn, timeout, *args)
+
+    def wait(self, pending: Any, guard: float) -> Waited:
+        return _wait_future(pending, guard)
+
+    def terminate(self) -> None:
+        self.pool.stop()
+        self.pool.join()
+
 
 class Mpire(Adapter):
-    """``keep_alive=True``: without it mpire stops its workers after every ``map``."""
+    """``keep_alive=True``: without it mpire stops its workers after every ``map``.
+    Its per-task timeout is ``apply_async(..., task_timeout=)``."""
 
     name = "mpire"
+    task_timeout = True
 
     def load(self) -> None:
         import mpire
@@ -209,13 +336,25 @@ class Mpire(Adapter):
     def close(self) -> None:
         self.pool.stop_and_join()
 
+    def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+        return self.pool.apply_async(fn, args, task_timeout=timeout)
+
+    def wait(self, pending: Any, guard: float) -> Waited:
+        return _wait_async_result(pending, guard)
+
+    def terminate(self) -> None:
+        self.pool.terminate()
+
 
 _ADAPTERS: dict[str, type[Adapter]] = {
     cls.name: cls
     for cls in (WorkerBridge, ProcessPoolExecutor, MultiprocessingPool, Loky, Pebble, Mpire)
 }
 CONTENDERS: tuple[str, ...] = tuple(_ADAPTERS)
-PEERS: tuple[str, ...] = tuple(name for name in CONTENDERS if name != WorkerBridge.name)
+PEERS: tuple[str, ...] = tuple(name for name in CONTENDERS if not is_subject(name))
+# Other configurations of workerbridge, run only by the workloads that name them.
+VARIANTS: dict[str, type[Adapter]] = {cls.name: cls for cls in (WorkerBridgeQuickKill,)}
+_ADAPTERS.update(VARIANTS)
 START_METHODS: dict[str, str] = {name: cls.start_method for name, cls in _ADAPTERS.items()}
 
 

@@ -1,8 +1,10 @@
 """Tables for the terminal and for Markdown: medians, ratios to the best peer, goals.
 
 "x best peer" is workerbridge's (or any contender's) median divided by the best median among
-the peers (every contender but workerbridge) for the same metric: below 1 is faster for
-times, above 1 is faster for rates. The best peer's own row shows 1.00.
+the peers (every contender but workerbridge and its configurations) for the same metric: below
+1 is faster for times, above 1 is faster for rates. The best peer's own row shows 1.00. An
+outcome in words (``broken``, ``hangs``, ``n/a``) is shown as is and has no ratio; a goal
+whose contender ended in such an outcome is not met.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._machine import Limit
-from ._peers import START_METHODS
+from ._peers import START_METHODS, SUBJECT, is_subject
 from ._runner import Outcome
 from ._workloads import Goal, Metric, Workload
 
-__all__ = ["GoalResult", "Section", "Table", "build_section", "render_markdown", "render_text"]
-
-SUBJECT = "workerbridge"
+__all__ = [
+    "SUBJECT",
+    "GoalResult",
+    "Section",
+    "Table",
+    "build_section",
+    "render_markdown",
+    "render_text",
+]
 
 
 @dataclass
@@ -61,9 +69,23 @@ class GoalResult:
     value: float | None  # the ratio (or the absolute value) for workerbridge
     detail: str
     inconclusive: bool = False  # the best peer stayed below the goal's peer_floor
+    word: str | None = None  # workerbridge gave an outcome in words ("hangs"), not a number
+    digits: int = 2  # for an absolute value (a ratio always shows 2)
+
+    @property
+    def shown(self) -> str:
+        if self.word is not None:
+            return self.word
+        if self.value is None:
+            return "n/a"
+        if self.goal.against is None:
+            return f"{self.value:.{max(2, self.digits)}f}"
+        return f"{self.value:.2f}x"
 
     @property
     def verdict(self) -> str:
+        if self.word is not None:
+            return "NOT met"
         if self.value is None:
             return "n/a"
         if self.inconclusive:
@@ -71,9 +93,7 @@ class GoalResult:
         return "met" if self.goal.met(self.value) else "NOT met"
 
     def sentence(self) -> str:
-        shown = "n/a" if self.value is None else f"{self.value:.2f}"
-        unit = "" if self.goal.against is None else "x"
-        own = f"{SUBJECT} {shown}{unit} {self.detail}".rstrip()
+        own = f"{self.goal.contender} {self.shown} {self.detail}".rstrip()
         return f"goal {self.label} {self.goal.text}: {own} -> {self.verdict}"
 
 
@@ -111,15 +131,15 @@ def build_section(
     medians = {m.key: {n: outcomes[n].median(m.key) for n in names} for m in workload.metrics}
     best_peer: dict[str, tuple[str, float] | None] = {}
     for m in workload.metrics:
-        peers = {n: v for n, v in medians[m.key].items() if n != SUBJECT and v is not None}
+        peers = {n: v for n, v in medians[m.key].items() if not is_subject(n) and v is not None}
         best_peer[m.key] = _best(peers, m)
     first = workload.metrics[0]
-    ratio_metrics = [m for m in workload.metrics if m.ratio]
+    ratio_metrics = [m for m in workload.metrics if m.ratio and not m.words]
 
     def sort_key(name: str) -> tuple[int, float]:
         value = medians[first.key][name]
-        if name == SUBJECT:
-            return (0, 0.0)
+        if is_subject(name):
+            return (0, float(names.index(name)))
         if value is None:
             return (2, 0.0)
         return (1, -value if first.higher_is_better else value)
@@ -131,6 +151,8 @@ def build_section(
         for m in ratio_metrics
     ]
     headers += ["spread", "runs"]
+    align = "ll" + "".join("l" if m.words else "r" for m in workload.metrics)
+    align += "r" * (len(ratio_metrics) + 2)
     rows: list[list[str]] = []
     notes: list[str] = []
     for name in sorted(names, key=sort_key):
@@ -141,7 +163,7 @@ def build_section(
             row += ["failed"] + ["-"] * (len(workload.metrics) - 1 + len(ratio_metrics) + 1)
             notes.append(f"{name} failed: {failure}")
         else:
-            row += [fmt(medians[m.key][name], m) for m in workload.metrics]
+            row += [outcome.word(m.key) or fmt(medians[m.key][name], m) for m in workload.metrics]
             for m in ratio_metrics:
                 value, best = medians[m.key][name], best_peer[m.key]
                 cell = "-" if value is None or best is None else f"{value / best[1]:.2f}"
@@ -150,8 +172,10 @@ def build_section(
                 row.append(cell)
             values = outcome.values(first.key)
             mid = medians[first.key][name]
-            spread = (max(values) - min(values)) / 2 / mid * 100 if values and mid else 0.0
-            row.append(f"±{spread:.0f}%")
+            if values and mid:
+                row.append(f"±{(max(values) - min(values)) / 2 / mid * 100:.0f}%")
+            else:
+                row.append("-")
         ok_runs = sum(run.ok for run in outcome.runs)
         row.append(str(ok_runs) if failure is None else f"{ok_runs}/{len(outcome.runs)}")
         if outcome.leaked:
@@ -161,14 +185,22 @@ def build_section(
     goals = []
     by_key = {m.key: m for m in workload.metrics}
     for goal in workload.goals:
+        if goal.contender != SUBJECT and goal.contender not in outcomes:
+            continue  # a configuration that was not run
         metric = by_key[goal.metric]
-        own = medians[goal.metric].get(SUBJECT)
+        own = medians[goal.metric].get(goal.contender)
+        subject = outcomes.get(goal.contender)
+        word = None if subject is None else subject.word(goal.metric)
         label = metric.label
+        if word is not None:
+            goals.append(GoalResult(workload.name, goal, label, None, "", word=word))
+            continue
         if goal.against is None:
             best = best_peer[goal.metric]
             detail, inconclusive = "", False
-            if goal.peer_floor is not None and best is not None:
+            if best is not None:
                 detail = f"(best peer {best[0]} {fmt(best[1], metric)})"
+            if goal.peer_floor is not None and best is not None:
                 inconclusive = best[1] < goal.peer_floor
                 if inconclusive:
                     notes.append(
@@ -176,7 +208,11 @@ def build_section(
                         "not give this run what the goal needs (a free second core), so the "
                         "goal is not judged"
                     )
-            goals.append(GoalResult(workload.name, goal, label, own, detail, inconclusive))
+            goals.append(
+                GoalResult(
+                    workload.name, goal, label, own, detail, inconclusive, digits=metric.digits
+                )
+            )
             continue
         if goal.against == "best peer":
             ref = best_peer[goal.metric]
@@ -189,7 +225,7 @@ def build_section(
         ratio = None if own is None else own / ref[1]
         detail = f"({fmt(own, metric)} vs {ref[0]} {fmt(ref[1], metric)})"
         goals.append(GoalResult(workload.name, goal, label, ratio, detail))
-    return Section(workload, params, Table(headers, rows), goals, notes)
+    return Section(workload, params, Table(headers, rows, align), goals, notes)
 
 
 def render_text(section: Section) -> str:
@@ -208,20 +244,11 @@ def limits_table(limits: list[Limit]) -> Table:
 
 
 def goals_table(sections: list[Section]) -> Table:
-    rows = []
-    for s in sections:
-        for g in s.goals:
-            shown = "n/a" if g.value is None else f"{g.value:.2f}"
-            unit = "" if g.goal.against is None else "x"
-            rows.append(
-                [
-                    s.workload.title,
-                    f"{g.label} {g.goal.text}",
-                    g.verdict,
-                    f"{shown}{unit}",
-                    g.detail,
-                ]
-            )
+    rows = [
+        [s.workload.title, f"{g.label} {g.goal.text}", g.verdict, g.shown, g.detail]
+        for s in sections
+        for g in s.goals
+    ]
     return Table(["workload", "goal", "verdict", SUBJECT, "measured"], rows, align="lllrl")
 
 

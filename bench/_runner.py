@@ -8,7 +8,11 @@ contenders. Each run is a fresh interpreter in its own session:
   (its pool's workers and forkserver included) and the contender is marked failed;
 - after each child ends, processes it left behind in its group are given a short grace
   period, then killed and counted as leaked;
-- a contender that failed once is not run again in that workload.
+- a contender that failed once is not run again in that workload;
+- nor is one whose run ended in an outcome rather than a time (``is_final``: the pool broke,
+  the result never came, the library has no such feature), which does not vary by repeat.
+
+A metric is a number, or a word for such an outcome (``"hangs"``, ``"broken"``...).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ LEAK_GRACE = 2.0  # seconds a child's leftovers get to exit by themselves
 @dataclass
 class Run:
     ok: bool
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]
     error: str
     seconds: float
     leaked: int
@@ -61,13 +65,35 @@ class Outcome:
         return sum(run.leaked for run in self.runs)
 
     def values(self, key: str) -> list[float]:
-        return [run.metrics[key] for run in self.runs if run.ok and key in run.metrics]
+        """The numbers measured for ``key`` (outcomes in words left out)."""
+        return [
+            value
+            for run in self.runs
+            if run.ok and isinstance(value := run.metrics.get(key), int | float)
+        ]
 
     def median(self, key: str) -> float | None:
-        if self.failure is not None:
+        """The median of the numbers, if every run measured one."""
+        if self.failure is not None or self.word(key) is not None:
             return None
         values = self.values(key)
         return statistics.median(values) if values else None
+
+    def word(self, key: str) -> str | None:
+        """The outcome in words if some run gave one instead of a number for ``key``:
+        ``"hangs"``, or ``"hangs (2/5 runs)"`` when other runs measured a time."""
+        words = [
+            value for run in self.runs if run.ok and isinstance(value := run.metrics.get(key), str)
+        ]
+        if not words:
+            return None
+        common = max(set(words), key=words.count)
+        runs = sum(run.ok and key in run.metrics for run in self.runs)
+        return (
+            common
+            if words.count(common) == runs
+            else f"{common} ({words.count(common)}/{runs} runs)"
+        )
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -160,15 +186,19 @@ def run_workload(
     timeout: float,
     root: Path,
     progress: Callable[[int, str, Run], None],
+    is_final: Callable[[Run], bool] = lambda run: False,
 ) -> dict[str, Outcome]:
     outcomes = {name: Outcome() for name in contenders}
+    final: set[str] = set()
     for repeat in range(repeats):
         shift = repeat % len(contenders)
         for name in [*contenders[shift:], *contenders[:shift]]:
             outcome = outcomes[name]
-            if outcome.failure is not None:
+            if outcome.failure is not None or name in final:
                 continue
             run = run_child(workload, name, {**params, "repeat": repeat}, timeout, root)
             outcome.runs.append(run)
+            if run.ok and is_final(run):
+                final.add(name)
             progress(repeat, name, run)
     return outcomes

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import time
 
-__all__ = ["hash_chunks", "noop", "square"]
+__all__ = ["getpid", "hash_chunks", "kill_self", "noop", "sleep", "square"]
 
 
 def noop() -> None:
@@ -32,3 +34,26 @@ def hash_chunks(total_bytes: int, chunk_bytes: int) -> str:
     for _ in range(total_bytes // chunk_bytes):
         digest.update(block)
     return digest.hexdigest()
+
+
+def getpid() -> int:
+    return os.getpid()
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def kill_self(path: str) -> None:
+    """Write ``time.monotonic()`` to ``path``, then SIGKILL this worker.
+
+    CLOCK_MONOTONIC is one clock for the whole system, so the caller can subtract this
+    instant from its own ``time.monotonic()``. The file is opened before the clock is read;
+    only a small ``write`` and the ``close`` lie between the reading and the kill.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    killed_at = time.monotonic()
+    os.write(fd, repr(killed_at).encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -3,19 +3,25 @@
 Every ``measure`` function runs in a child process (see ``_child.py``) on one contender and
 returns a dict of metrics. Pool construction is timed only in ``start``; elsewhere the pool
 is started (and warmed up) before the clock runs, and it is always closed after the clock
-stops.
+stops (terminated in the failure workloads, where a lost task would block a graceful close).
+
+A metric is a number, or a word where the library gives no time: ``"broken"`` (the pool
+refuses or fails every later task), ``"hangs"`` (nothing came back within the guard time),
+``"n/a"`` (the library lacks the feature).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import _tasks
-from ._peers import Adapter
+from ._peers import SUBJECT, Adapter, Waited
 
 __all__ = ["WORKLOADS", "Goal", "Metric", "Workload"]
 
@@ -31,6 +37,7 @@ class Metric:
     higher_is_better: bool
     digits: int = 1
     ratio: bool = True  # show "x best peer" for it
+    words: bool = False  # always words (e.g. an exception's type): no median, no ratio
 
 
 @dataclass(frozen=True)
@@ -45,12 +52,16 @@ class Goal:
     # Judge the goal only if the best peer reaches this value of the metric; below it the
     # machine lacked what the goal needs (e.g. a free second core) and the run is inconclusive.
     peer_floor: float | None = None
+    contender: str = SUBJECT  # whose value is judged (a configuration of workerbridge)
 
     @property
     def text(self) -> str:
+        own = (
+            "" if self.contender == SUBJECT else f" ({self.contender.removeprefix(SUBJECT + ' ')})"
+        )
         if self.against is None:
-            return f"{self.op} {self.threshold:g}"
-        return f"{self.op} {self.threshold:g}x {self.against}"
+            return f"{self.op} {self.threshold:g}{own}"
+        return f"{self.op} {self.threshold:g}x {self.against}{own}"
 
     def met(self, value: float) -> bool:
         return value <= self.threshold if self.op == "<=" else value >= self.threshold
@@ -60,7 +71,7 @@ class Goal:
 class Workload:
     name: str
     title: str
-    measure: Callable[[Adapter, dict[str, Any]], dict[str, float]]
+    measure: Callable[[Adapter, dict[str, Any]], Mapping[str, float | str]]
     full: dict[str, Any]
     quick: dict[str, Any]
     metrics: tuple[Metric, ...]
@@ -69,6 +80,7 @@ class Workload:
     describe: Callable[[dict[str, Any]], str]
     reference: str = ""  # best peer measured before the first line of workerbridge (DESIGN §7)
     notes: tuple[str, ...] = field(default=())
+    variants: tuple[str, ...] = ()  # configurations of workerbridge run beside it (_peers.VARIANTS)
 
 
 def _elapsed(fn: Callable[[], object]) -> float:
@@ -157,6 +169,94 @@ def measure_sha256(adapter: Adapter, params: dict[str, Any]) -> dict[str, float]
         result[f"gibs_{workers}"] = total / GiB / seconds
     result["scaling"] = result["gibs_2"] / result["gibs_1"]
     return result
+
+
+# ---------------------------------------------------------------------------- failures
+BROKEN, HANGS, NA = "broken", "hangs", "n/a"
+
+
+def _error_name(error: BaseException) -> str:
+    return type(error).__name__
+
+
+def measure_crash(adapter: Adapter, params: dict[str, Any]) -> dict[str, float | str]:
+    """A task SIGKILLs its own worker in a warm pool; kill -> the caller's error, then a
+    no-op submitted right after that error -> its result."""
+    guard = params["guard"]
+    adapter.start(params["workers"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-crash-") as tmp:
+            path = os.path.join(tmp, "killed-at")
+            pending = adapter.submit(_tasks.kill_self, path)
+            waited = adapter.wait(pending, guard)
+            error_at = time.monotonic()
+            try:
+                with open(path) as f:
+                    killed_at = float(f.read())
+            except (OSError, ValueError) as exc:
+                raise RuntimeError(f"the task did not record its kill: {exc}") from exc
+            metrics: dict[str, float | str] = {}
+            if not waited.done:
+                metrics.update(error_ms=HANGS, raised="-")
+            elif waited.error is None:
+                raise RuntimeError(f"the killed task returned {waited.value!r}")
+            else:
+                metrics["error_ms"] = (error_at - killed_at) * 1e3
+                metrics["raised"] = _error_name(waited.error)
+            try:
+                served = adapter.wait(adapter.submit(_tasks.noop), guard)
+            except Exception as exc:  # the pool refuses new tasks
+                served = Waited(True, error=exc)
+            served_at = time.monotonic()
+            if not served.done:
+                metrics["serving_ms"] = HANGS
+            elif served.error is not None:
+                metrics["serving_ms"] = BROKEN
+            elif not waited.done:
+                metrics["serving_ms"] = "untimed"  # it serves, but only the guard time later
+            else:
+                metrics["serving_ms"] = (served_at - killed_at) * 1e3
+    finally:
+        adapter.terminate()
+    return metrics
+
+
+def measure_timeout(adapter: Adapter, params: dict[str, Any]) -> dict[str, float | str]:
+    """On a 1-worker pool, a 10 s sleep with a 1 s task timeout: submit -> the caller's
+    error, and submit -> the result of a ``getpid`` submitted right after that error (only
+    a replacement worker, or the same worker freed, can answer it)."""
+    if not adapter.task_timeout:
+        return {"error_s": NA, "answer_s": NA, "raised": "-", "worker": "-"}
+    guard = params["guard"]
+    adapter.start(1)
+    try:
+        first_pid = adapter.wait(adapter.submit(_tasks.getpid), guard).value
+        submitted_at = time.monotonic()
+        pending = adapter.submit(_tasks.sleep, params["sleep"], timeout=params["timeout"])
+        waited = adapter.wait(pending, guard)
+        error_at = time.monotonic()
+        metrics: dict[str, float | str] = {}
+        if not waited.done:
+            metrics.update(error_s=HANGS, raised="-")
+        elif waited.error is None:
+            metrics.update(error_s="no timeout", raised="-")
+        else:
+            metrics.update(error_s=error_at - submitted_at, raised=_error_name(waited.error))
+        try:
+            answer = adapter.wait(adapter.submit(_tasks.getpid), guard)
+        except Exception as exc:  # the pool refuses new tasks
+            answer = Waited(True, error=exc)
+        answered_at = time.monotonic()
+        if not answer.done:
+            metrics.update(answer_s=HANGS, worker="-")
+        elif answer.error is not None:
+            metrics.update(answer_s=BROKEN, worker="-")
+        else:
+            metrics["answer_s"] = answered_at - submitted_at
+            metrics["worker"] = "same" if answer.value == first_pid else "new"
+    finally:
+        adapter.terminate()
+    return metrics
 
 
 def _mib(n: int) -> str:
@@ -263,6 +363,79 @@ WORKLOADS: dict[str, Workload] = {
                 "the parent, a data-transfer workload; this one keeps the data in the workers "
                 "and measures how CPU-bound work scales",
             ),
+        ),
+        Workload(
+            name="crash",
+            title="Crashed task reported, pool still serving",
+            measure=measure_crash,
+            full={"workers": WORKERS, "guard": 2.0},
+            quick={"workers": WORKERS, "guard": 2.0},
+            metrics=(
+                Metric("error_ms", "error ms", higher_is_better=False, digits=1),
+                Metric("serving_ms", "serving ms", higher_is_better=False, digits=1),
+                Metric("raised", "caller gets", higher_is_better=False, words=True),
+            ),
+            goals=(
+                Goal("error_ms", "<=", 50, against=None),
+                Goal("serving_ms", "<=", 50, against=None),
+            ),
+            timeout=30.0,
+            describe=lambda p: (
+                f"a warm {p['workers']}-worker pool runs a task that writes "
+                "`time.monotonic()` to a file and then SIGKILLs its own worker. "
+                "error = that instant -> the caller's `result()` raising (one system-wide "
+                "monotonic clock); serving = that instant -> the result of a no-op submitted "
+                "right after the error. `broken`: the pool refuses or fails the no-op; "
+                f"`hangs`: nothing came back within {p['guard']:g} s; `untimed`: the no-op "
+                "returned, but only after the crashed task's wait had run out"
+            ),
+            reference="pebble 0.22 s",
+            notes=(
+                "the peers' `error ms` counts even where the pool is broken afterwards "
+                "(ProcessPoolExecutor, loky): the error is fast because the whole pool fails",
+            ),
+        ),
+        Workload(
+            name="timeout",
+            title="1 s task timeout: error, replacement answering",
+            measure=measure_timeout,
+            full={"sleep": 10.0, "timeout": 1.0, "guard": 4.0},
+            quick={"sleep": 10.0, "timeout": 1.0, "guard": 4.0},
+            metrics=(
+                Metric("error_s", "error s", higher_is_better=False, digits=3),
+                Metric("answer_s", "answering s", higher_is_better=False, digits=3),
+                Metric("raised", "caller gets", higher_is_better=False, words=True),
+                Metric("worker", "answered by", higher_is_better=False, words=True),
+            ),
+            goals=(
+                Goal("error_s", "<=", 1.05, against=None),
+                Goal("answer_s", "<=", 1.15, against=None),
+                Goal("error_s", "<=", 1.05, against=None, contender=f"{SUBJECT} kill_grace=0.05"),
+                Goal("answer_s", "<=", 1.15, against=None, contender=f"{SUBJECT} kill_grace=0.05"),
+            ),
+            timeout=30.0,
+            describe=lambda p: (
+                f"a warm 1-worker pool; `sleep({p['sleep']:g})` submitted with a "
+                f"{p['timeout']:g} s task timeout (workerbridge `submit(fn, "
+                f"{p['sleep']:g}, timeout={p['timeout']:g})`, pebble `submit(fn, "
+                f"{p['timeout']:g}, {p['sleep']:g})`, mpire `apply_async(fn, "
+                f"({p['sleep']:g},), task_timeout={p['timeout']:g})`). error = submit -> the "
+                "caller's error; answering = submit -> the result of a `getpid` submitted "
+                "right after the error, which only a replacement worker (or the same worker, "
+                "freed) can run. `answered by` compares its pid with the worker's before. "
+                "workerbridge runs with its default `kill_grace=1.0` (it raises "
+                "TaskTimeoutError at expiry and kills the worker 1 s later if the task "
+                "ignores its cancel flag, as `time.sleep` does) and with `kill_grace=0.05`"
+            ),
+            reference="pebble 1.10 s / 1.13 s",
+            notes=(
+                "ProcessPoolExecutor, loky and multiprocessing.Pool have no per-task timeout "
+                "(`result(timeout=)` only stops waiting while the task keeps its worker): "
+                "n/a, not run",
+                "mpire interrupts the task inside its worker (a signal raises in it), so "
+                "the same worker answers; that cannot stop a task stuck in C code",
+            ),
+            variants=(f"{SUBJECT} kill_grace=0.05",),
         ),
     )
 }
