@@ -22,6 +22,7 @@ import pytest
 
 from workerbridge import (
     RemoteTaskError,
+    RemoteTraceback,
     SerializationError,
     TaskHandle,
     WorkerCrashedError,
@@ -168,7 +169,8 @@ def test_matrix_covers_every_stage_and_way() -> None:
 def test_crash_matrix(start_method: str, via: str, stage: str, how: str, tmp_path: Any) -> None:
     expect = CELLS[(stage, how)]
     assert isinstance(expect, Expect)
-    with WorkerPool(1, start_method=start_method) as pool:
+    # debug=True: a task's own error carries the remote traceback as its __cause__.
+    with WorkerPool(1, start_method=start_method, debug=True) as pool:
         pid = pool.submit(faults.worker_pid).result(WAIT_S)
         submit = _submitter(pool, stage, how)
         started = time.monotonic()
@@ -195,6 +197,9 @@ def test_crash_matrix(start_method: str, via: str, stage: str, how: str, tmp_pat
         for name, value in expect.attrs.items():
             assert getattr(error, name) == value, (name, error)
         assert expect.in_message in str(error)
+        if isinstance(error, RemoteTaskError):
+            assert isinstance(error.__cause__, RemoteTraceback)
+            assert "run_and_misbehave" in error.__cause__.tb
         if expect.crash:
             assert isinstance(error, WorkerCrashedError)
             assert error.pid == pid

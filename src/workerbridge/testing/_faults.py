@@ -44,6 +44,7 @@ __all__ = [
     "count_and_sleep",
     "count_run",
     "crash_stamped",
+    "hold_bytes",
     "hold_gil",
     "hold_gil_once",
     "ignore_sigterm_and_sleep",
@@ -271,6 +272,13 @@ def ignore_sigterm_and_sleep(started: str, seconds: float) -> float:
     while time.monotonic() < deadline:
         time.sleep(0.01)
     return seconds
+
+
+def hold_bytes(data: Any, seconds: float) -> int:
+    """Keep the argument ``data`` (large: it travels through shared memory) for
+    ``seconds``; return its length."""
+    time.sleep(seconds)
+    return len(data)
 
 
 def hold_gil(started: str, seconds: int) -> int:
