@@ -44,6 +44,7 @@ __all__ = [
     "count_and_sleep",
     "count_run",
     "crash_stamped",
+    "gate_then_record",
     "hold_bytes",
     "hold_gil",
     "hold_gil_once",
@@ -55,6 +56,7 @@ __all__ = [
     "progress_until_cancelled",
     "read_forever",
     "read_stamp",
+    "record_unless_cancelled",
     "release_gil_c_sleep",
     "reply_then_die",
     "report_across_attempts",
@@ -368,6 +370,38 @@ def report_burst(burst: str, sent: str, count: int, timeout: float = 30.0) -> st
             raise TimeoutError("never cancelled")
         time.sleep(_POLL_S)
     return "stopped"
+
+
+def gate_then_record(item: tuple[Any, str, str, str]) -> Any:
+    """For ``map``: ``item`` is ``(value, gate, ledger, started)``. Create the file
+    ``started`` (if not empty), wait for the file ``gate`` (if not empty) paying no
+    attention to the cancel flag, then append ``value`` to ``ledger`` (if not empty) unless
+    the task was cancelled; return ``value``."""
+    value, gate, ledger, started = item
+    if started:
+        with open(started, "w"):
+            pass
+    if gate:
+        while not os.path.exists(gate):
+            time.sleep(_POLL_S)
+    if ledger and not current_task().cancelled:
+        _append(ledger, f"{value}\n")
+    return value
+
+
+def record_unless_cancelled(item: tuple[Any, str, str]) -> Any:
+    """For ``map``: ``item`` is ``(value, gate, ledger)``. Append ``value`` to ``ledger``
+    (if not empty); then wait for the file ``gate`` (if not empty) until the task is
+    cancelled, and raise ``TaskCancelledError`` then. Returns ``value``."""
+    value, gate, ledger = item
+    if ledger:
+        _append(ledger, f"{value}\n")
+    if gate:
+        ctx = current_task()
+        while not os.path.exists(gate):
+            ctx.raise_if_cancelled()
+            time.sleep(_POLL_S)
+    return value
 
 
 # -------------------------------------------------------------------------------- health
