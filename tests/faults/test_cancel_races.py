@@ -258,6 +258,18 @@ def test_running_cooperative_task_stops_and_keeps_its_worker(
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "on_progress can run after the handle is done: the I/O thread decides a whole batch "
+        "of Progress messages under the lock (PoolCore._on_messages/_on_progress_locked, "
+        "src/workerbridge/_pool/_core.py) and runs their callbacks later, unlocked, in "
+        "_perform, without re-checking the task's state (nor does "
+        "TaskHandle._report_progress check done()); a cancel that resolves the handle while "
+        "a batch is being delivered lets the rest of that batch through, against submit()'s "
+        "'never after the handle is done'"
+    ),
+)
 def test_no_progress_callback_after_a_cancel_mid_batch(tmp_path: Path) -> None:
     """Deterministic form of the race: the first callback holds the I/O thread while the
     task writes 20 reports into its pipe (so the I/O thread reads them as one batch); the
