@@ -45,16 +45,39 @@ def _warm_multiprocessing() -> None:
             pool.submit(tasks.noop).result(timeout=60)
 
 
-#: Shared-memory names workerbridge creates start with these. Other processes on the machine
-#: (a benchmark run, another test session) create segments too, so only ours are counted.
-SHM_PREFIXES = ("wb-", "workerbridge")
+#: Shared-memory names workerbridge creates start with this, then the creator's pid.
+SHM_PREFIX = "wb-"
+
+
+def _is_ours(pid: int) -> bool:
+    """A segment counts against this test session if this process or one of its children
+    created it, or if its creator is gone (an orphan nobody will remove). Other processes
+    on the machine (a benchmark, another test session) make segments of their own."""
+    if pid == os.getpid():
+        return True
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    try:
+        return any(parent.pid == os.getpid() for parent in process.parents())
+    except psutil.Error:
+        return True
 
 
 def _shm_names() -> set[str]:
     try:
-        return {name for name in os.listdir("/dev/shm") if name.startswith(SHM_PREFIXES)}
+        names = os.listdir("/dev/shm")
     except FileNotFoundError:
         return set()
+    ours = set()
+    for name in names:
+        if not name.startswith(SHM_PREFIX):
+            continue
+        pid = name[len(SHM_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and _is_ours(int(pid)):
+            ours.add(name)
+    return ours
 
 
 def _session_helpers() -> set[int]:

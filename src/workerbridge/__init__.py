@@ -7,7 +7,7 @@ only pointing down::
     _backends/   process (default), thread (fallback), inline (tests)
     _worker/     what runs inside a worker: loop, task runner, current_task(), registry
     _shared/     SharedCounter, SharedProgress, SharedCancellation on shared memory
-    _transport/  pipes and named shared-memory segments
+    _transport/  pipes, shared-memory segments and blocks, SharedBuffer and transfer()
     _protocol/   typed messages and framing: pure data, no I/O
     _exceptions  the error tree
 
@@ -51,12 +51,14 @@ if TYPE_CHECKING:
         WorkerStats as WorkerStats,
     )
     from ._shared import (
+        AbortSignal as AbortSignal,
         SharedCancellation as SharedCancellation,
         SharedCounter as SharedCounter,
         SharedProgress as SharedProgress,
         create_cancellation_token as create_cancellation_token,
         create_progress_tracker as create_progress_tracker,
     )
+    from ._transport import SharedBuffer as SharedBuffer, transfer as transfer
     from ._worker import (
         TaskContext as TaskContext,
         current_task as current_task,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbortSignal",
     "DeadlineExceededError",
     "MapIterator",
     "Percentiles",
@@ -80,6 +83,7 @@ __all__ = [
     "RemoteTaskError",
     "RemoteTraceback",
     "SerializationError",
+    "SharedBuffer",
     "SharedCancellation",
     "SharedCounter",
     "SharedMemoryError",
@@ -99,6 +103,7 @@ __all__ = [
     "current_task",
     "operation",
     "register_channel",
+    "transfer",
 ]
 
 
@@ -131,12 +136,14 @@ _SOURCES = {
         "WorkerStats",
     ),
     "._shared": (
+        "AbortSignal",
         "SharedCancellation",
         "SharedCounter",
         "SharedProgress",
         "create_cancellation_token",
         "create_progress_tracker",
     ),
+    "._transport": ("SharedBuffer", "transfer"),
     "._worker": ("TaskContext", "current_task", "operation", "register_channel"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}

@@ -79,9 +79,7 @@ CELLS: dict[tuple[str, str], Expect | NotApplicable] = {
     ("parent-encode", "raise"): Expect(
         SerializationError, in_message="injected fault", by_submit=True
     ),
-    ("parent-encode", "sysexit"): Expect(
-        SerializationError, by_submit=True, bug=SYSEXIT_ESCAPES_SUBMIT
-    ),
+    ("parent-encode", "sysexit"): Expect(SerializationError, by_submit=True),
     ("parent-encode", "exit0"): NotApplicable(f"os._exit(0) in submit() {PARENT_DIES}"),
     ("parent-encode", "segv"): NotApplicable(f"SIGSEGV in submit() {PARENT_DIES}"),
     # The worker cannot unpickle the arguments: bad input, the worker lives on ...

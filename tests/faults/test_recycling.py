@@ -61,17 +61,6 @@ def test_max_tasks_per_worker_replaces_workers_without_failing_a_task(start_meth
     assert len(set(pids)) >= 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "max_tasks_per_worker is not a bound: a worker runs every request already sent to it "
-        "before it is retired. PoolCore._maybe_recycle_locked (src/workerbridge/_pool/_core.py) "
-        "marks the slot 'stopping' only once completed + failed >= max_tasks_per_worker, and "
-        "until then _dispatch_locked/assign fill its in-flight window (_Slot.has_room: up to "
-        "512 requests for tiny tasks) without capping it at the tasks the worker has left; "
-        "with max_tasks_per_worker=5, workers were seen running 6 to 15 tasks"
-    ),
-)
 def test_max_tasks_per_worker_is_a_bound() -> None:
     with WorkerPool(2, max_tasks_per_worker=5) as pool:
         pids = [h.result(WAIT_S) for h in [pool.submit(faults.worker_pid) for _ in range(200)]]

@@ -119,17 +119,6 @@ def test_task_on_an_unresponsive_worker_is_retried(start_method: str, tmp_path: 
         assert pool.stats().restarts == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a task retried after its timeout is not dispatched until something else wakes the "
-        "dispatcher: PoolCore._on_timeout_locked (src/workerbridge/_pool/_core.py) calls "
-        "_retry_locked, which only pushes the task back on the queue, and the supervisor "
-        "loop (_supervise) never calls _dispatch_locked; the retry waits for the stuck "
-        "attempt's kill after kill_grace (or its reply, or an unrelated submit) although "
-        "another worker is idle"
-    ),
-)
 def test_retry_after_a_timeout_starts_at_once_on_an_idle_worker(tmp_path: Path) -> None:
     release, started = str(tmp_path / "release"), str(tmp_path / "started")
     with WorkerPool(2, kill_grace=3.0) as pool:

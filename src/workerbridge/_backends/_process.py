@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from .._exceptions import ProtocolError
-from .._protocol import FrameEncoder, FromWorker, ToWorker, from_worker_decoder
+from .._protocol import FrameEncoder, FromWorker, Ready, ToWorker, from_worker_decoder
 from .._transport import (
     PREFIX,
     AttachmentCache,
@@ -68,13 +68,21 @@ class ProcessWorker:
         self._events = events
         self._worker_id = worker_id
         ctx = backend.context
-        self._array: Any = ctx.RawArray("q", SLOTS)
-        self._control = ControlBlock(memoryview(self._array))
+        # The control block lives in a segment of its own; its name is unlinked as soon as
+        # the worker has mapped it (at Ready, or at its exit), so it cannot outlive both.
+        self._control_segment = Segment.create(8 * SLOTS, "ctl")
+        self._control = ControlBlock(self._control_segment.view)
         req_r, req_w = ctx.Pipe(duplex=False)
         resp_r, resp_w = ctx.Pipe(duplex=False)
         self._process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
             target=worker_main,
-            args=(req_r, resp_w, backend.alive_reader, self._array, backend.config),
+            args=(
+                req_r,
+                resp_w,
+                backend.alive_reader,
+                self._control_segment.name,
+                backend.config,
+            ),
             name=f"workerbridge-worker-{worker_id}",
             daemon=True,
         )
@@ -83,6 +91,9 @@ class ProcessWorker:
         except BaseException:
             for conn in (req_r, req_w, resp_r, resp_w):
                 conn.close()
+            self._control.release()
+            self._control_segment.unlink()
+            self._control_segment.close()
             raise
         finally:
             req_r.close()
@@ -191,8 +202,10 @@ class ProcessWorker:
             return
         if messages:
             for message in messages:
-                if type(message).__name__ == "Ready" and message.error is not None:  # type: ignore[union-attr]
-                    self._boot_error = True
+                if isinstance(message, Ready):
+                    self._control_segment.unlink()  # mapped on both sides now
+                    if message.error is not None:
+                        self._boot_error = True
             self._events.on_messages(self, messages)
 
     def _on_sentinel(self, fd: int) -> None:
@@ -244,9 +257,8 @@ class ProcessWorker:
             os.close(self._out_fd)
             self._process.close()
             self._control.release()
-            # Drop the shared control block now rather than at the next cyclic garbage
-            # collection (the worker and its pool slot refer to each other).
-            self._array = None
+            self._control_segment.unlink()
+            self._control_segment.close()
             del self._process
 
 

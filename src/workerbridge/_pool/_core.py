@@ -67,8 +67,9 @@ __all__ = ["PoolConfig", "PoolCore"]
 #: short enough that queued tasks mostly stay in the pool's queue, where they can still be
 #: cancelled, re-prioritised and balanced across workers.
 _IN_FLIGHT_WORK_S = 0.005
-#: At least: one task running and the next waiting in the pipe.
-_MIN_WINDOW = 2
+#: At least one task per worker. Longer tasks get no more than that: a task sent ahead to
+#: a busy worker could wait there while another worker is (or is about to be) free.
+_MIN_WINDOW = 1
 _MAX_WINDOW = min(512, MAX_IN_FLIGHT)
 
 
@@ -125,6 +126,7 @@ class _Slot:
         "kill_reason",
         "next_seq",
         "pid",
+        "quota",
         "recycle_reason",
         "released",
         "reserved",
@@ -154,6 +156,8 @@ class _Slot:
         self.shutdown_sent = False
         self.errors_in_a_row = 0
         self.boot_deadline = 0.0
+        # Requests this worker may be sent in its life (max_tasks_per_worker), or None.
+        self.quota: int | None = core.config.max_tasks_per_worker
 
     # scheduler view
     @property
@@ -166,7 +170,11 @@ class _Slot:
 
     @property
     def has_room(self) -> bool:
-        return self.state == "ready" and len(self.in_flight) + self.reserved < self.window
+        return (
+            self.state == "ready"
+            and len(self.in_flight) + self.reserved < self.window
+            and (self.quota is None or self.next_seq + self.reserved < self.quota)
+        )
 
     def reserve(self) -> None:
         self.reserved += 1
@@ -360,6 +368,7 @@ class PoolCore:
                 task.deadline,
                 task.buffers,
                 released,
+                task.cancel_token,
             )
             batch = sends.get(slot)
             if batch is None:
@@ -437,6 +446,7 @@ class PoolCore:
             # shared memory on both sides can be reused.
             slot.released.extend(ref.name for ref in response.buffers)
             self._free_blocks_locked(task)
+            self._maybe_recycle_locked(slot, effects)
             return
         if response.ok:
             slot.completed += 1
@@ -462,10 +472,7 @@ class PoolCore:
         if slot.state != "ready" or self.state != "running":
             return
         reason = None
-        if (
-            config.max_tasks_per_worker
-            and slot.completed + slot.failed >= config.max_tasks_per_worker
-        ):
+        if slot.quota is not None and slot.next_seq >= slot.quota:
             reason = "max_tasks_per_worker reached"
         elif config.max_errors and slot.errors_in_a_row >= config.max_errors:
             reason = f"{slot.errors_in_a_row} task errors in a row"
@@ -734,6 +741,9 @@ class PoolCore:
                     self._check_health_locked(now, effects)
                 if self.state == "broken":
                     self._fail_queued_locked(self._broken or PoolBrokenError("broken"), effects)
+                elif self.state == "running":
+                    # A timer may have put a task back (a retry after a timeout).
+                    self._dispatch_locked(effects)
                 respawn = self._slots_to_spawn_locked()
             self._perform(effects)
             for slot in respawn:

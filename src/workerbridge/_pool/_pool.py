@@ -41,6 +41,7 @@ from .._backends import (
 )
 from .._exceptions import SerializationError, SharedMemoryError, ValidationError
 from .._protocol import DEFAULT_MAX_MESSAGE_BYTES, ShmRef
+from .._shared import AbortSignal, SharedCancellation
 from .._transport import (
     DEFAULT_SHM_THRESHOLD,
     MovedBuffers,
@@ -105,12 +106,13 @@ def _encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
 def _pickle_args(args: tuple[Any, ...]) -> bytes:
     if not args:
         return _EMPTY_ARGS
+    # BaseException: an argument's __reduce__ raising SystemExit is still a bad argument.
     try:
         return pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
+    except BaseException as exc:
         try:
             pickled: bytes = cloudpickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
+        except BaseException:
             raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
         return pickled
 
@@ -122,7 +124,7 @@ def _pickle_out_of_band(
     to an ordinary pickle (through the pipe) when shared memory is exhausted."""
     try:
         payload, buffers = dumps_out_of_band(args, shm.threshold)
-    except Exception as exc:
+    except BaseException as exc:
         raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
     names: list[str] = []
     refs: list[ShmRef] = []
@@ -382,6 +384,8 @@ class WorkerPool:
             affinity,
         )
         self._core.submit([task])
+        if signal is not None:  # after submission: a signal that already fired cancels it
+            _link_signal(signal, task.handle)
         return task.handle
 
     def call(
@@ -418,6 +422,8 @@ class WorkerPool:
             affinity,
         )
         self._core.submit([task])
+        if signal is not None:  # after submission: a signal that already fired cancels it
+            _link_signal(signal, task.handle)
         return task.handle
 
     def _make_task(
@@ -501,7 +507,7 @@ class WorkerPool:
         if moved:
             task.moved = tuple(moved)
         if signal is not None:
-            _link_signal(signal, task.handle)
+            task.cancel_token = _check_signal(signal)
         return task
 
     def map(
@@ -626,18 +632,35 @@ class WorkerPool:
             await self.aclose()
 
 
+def _check_signal(signal: Any) -> str:
+    """Validate ``signal``; return the name of its shared cancellation flag, if it has one
+    (the worker then reads that flag itself: a cancel made in any process reaches the
+    running task through shared memory, with no message).
+
+    Raises:
+        ValidationError: ``signal`` cannot be linked to a task.
+    """
+    if isinstance(signal, SharedCancellation):
+        return signal.name
+    if isinstance(signal, AbortSignal):
+        return signal._token.name
+    if getattr(signal, "to_abort_signal", None) is None and not callable(
+        getattr(signal, "add_done_callback", None)
+    ):
+        raise ValidationError(
+            "signal must be a SharedCancellation or its AbortSignal, an asyncio.Future, a "
+            f"concurrent Future or a TaskHandle, got {signal!r}"
+        )
+    return ""
+
+
 def _link_signal(signal: Any, handle: TaskHandle[Any]) -> None:
-    """Cancel ``handle`` when ``signal`` fires."""
+    """Cancel ``handle`` when ``signal`` fires in this process (at once if it already
+    has)."""
     to_abort = getattr(signal, "to_abort_signal", None)
     if to_abort is not None:
         signal = to_abort()
-    add = getattr(signal, "add_done_callback", None)
-    if add is not None:
-        add(lambda _s: handle.cancel())
-        return
-    raise ValidationError(
-        f"signal must be an asyncio.Future, a concurrent Future or a TaskHandle, got {signal!r}"
-    )
+    signal.add_done_callback(lambda _s: handle.cancel())
 
 
 @atexit.register

@@ -152,6 +152,10 @@ class TaskHandle(Future[R]):
     def _report_progress(
         self, info: ProgressInfo, callback: Callable[[ProgressInfo], Any] | None
     ) -> None:
+        # Reports are decided in batches under the pool's lock and delivered after it; a
+        # cancel or timeout that resolved the handle in between makes the rest stale.
+        if self.done():
+            return
         self._progress = info
         if callback is not None:
             try:
@@ -174,6 +178,7 @@ class TaskRecord:
         "attempt",
         "blocks",
         "buffers",
+        "cancel_token",
         "channel",
         "chunked",
         "deadline",
@@ -243,6 +248,7 @@ class TaskRecord:
         self.blocks: tuple[str, ...] = ()  # the pool's shared-memory blocks holding them
         self.holders = 0  # workers holding a request of this task (blocks stay until 0)
         self.moved: tuple[str, ...] = ()  # SharedBuffers transferred into the task
+        self.cancel_token = ""  # name of a SharedCancellation the worker checks itself
         self.state = TaskState.QUEUED
         self.entry: QueueEntry[TaskRecord] | None = None
         self.order = -1  # place in submission order, kept when the task is put back

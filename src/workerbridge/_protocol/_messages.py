@@ -104,6 +104,7 @@ class Request(msgspec.Struct, tag="request", frozen=True, array_like=True):
     deadline: float | None = None
     buffers: tuple[ShmRef, ...] = ()
     released: tuple[str, ...] = ()  # the worker's result blocks the pool is done with
+    cancel_token: str = ""  # a SharedCancellation the task also stops for (its segment)
 
 
 class Cancel(msgspec.Struct, tag="cancel", frozen=True, array_like=True):

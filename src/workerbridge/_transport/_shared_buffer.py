@@ -63,7 +63,7 @@ class SharedBuffer:
         self.owner_pid = owner_pid
         self._view = self._segment.view[:size]
         self._moving = False
-        self._finalizer = weakref.finalize(self, self._segment.close)
+        self._finalizer = weakref.finalize(self, _close_segment, self._segment)
         return self
 
     @property
@@ -126,6 +126,10 @@ class SharedBuffer:
     def __repr__(self) -> str:
         state = "detached" if self._view is None else f"{len(self._view)} bytes"
         return f"<SharedBuffer {self._segment.name} {state}>"
+
+
+def _close_segment(segment: Segment) -> None:
+    segment.close()  # a mapping of another process's buffer: never unlinked here
 
 
 def _release_segment(segment: Segment) -> None:

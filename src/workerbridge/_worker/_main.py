@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .._exceptions import ProtocolError
 from .._protocol import (
@@ -35,7 +35,7 @@ from .._protocol import (
     Shutdown,
     to_worker_decoder,
 )
-from .._transport import AttachmentCache, BlockCache, take_fd, write_all
+from .._transport import AttachmentCache, BlockCache, Segment, take_fd, write_all
 from ._control import ControlBlock
 from ._runtime import TaskRunner, error_info
 
@@ -136,7 +136,7 @@ def worker_main(
     requests: Connection,
     responses: Connection,
     alive: Connection,
-    control_array: Any,
+    control_name: str,
     config: WorkerConfig,
 ) -> None:
     """Entry point of a worker process (the target of ``multiprocessing.Process``)."""
@@ -145,7 +145,7 @@ def worker_main(
     in_fd = take_fd(requests)
     out_fd = take_fd(responses)
     alive_fd = take_fd(alive)
-    control = ControlBlock(memoryview(control_array))
+    control = ControlBlock(Segment.attach(control_name).view)
     encoder = FrameEncoder(config.max_message_bytes)
     pid = os.getpid()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._exceptions import SharedMemoryError, TaskCancelledError
 from .._protocol import ErrorInfo, ErrorKind, Progress, Request, Response, ShmRef
+from .._shared import SharedCancellation
 from .._transport import (
     AttachmentCache,
     BlockCache,
@@ -105,6 +106,13 @@ class TaskRunner:
         self._pickled: dict[bytes, Callable[..., Any]] = {}
         self._skip: set[tuple[int, int]] = set()
 
+    @staticmethod
+    def _token(name: str) -> SharedCancellation | None:
+        try:
+            return SharedCancellation._attach(name)
+        except SharedMemoryError:
+            return None  # released by its owner: nobody can cancel through it any more
+
     def skip(self, task_id: int, attempt: int) -> None:
         """Do not start this task if it arrives or is still waiting (a ``Cancel`` message)."""
         self._skip.add((task_id, attempt))
@@ -143,7 +151,12 @@ class TaskRunner:
         if req.released and self._results is not None:
             for name in req.released:
                 self._results.free(name)
-        if control.is_cancelled(seq) or (req.id, req.attempt) in self._skip:
+        abort = self._token(req.cancel_token) if req.cancel_token else None
+        if (
+            control.is_cancelled(seq)
+            or (req.id, req.attempt) in self._skip
+            or (abort is not None and abort.cancelled)
+        ):
             self._skip.discard((req.id, req.attempt))
             return self._fail(req, "cancelled", TaskCancelledError("cancelled before start"))
         if req.deadline is not None and time.monotonic() > req.deadline:
@@ -168,7 +181,15 @@ class TaskRunner:
         def send(current: float, total: float) -> None:
             self._send_progress(Progress(req.id, req.attempt, current, total))
 
-        ctx = TaskContext(req.id, req.attempt, send, lambda: control.is_cancelled(seq))
+        if abort is None:
+            ctx = TaskContext(req.id, req.attempt, send, lambda: control.is_cancelled(seq))
+        else:
+            ctx = TaskContext(
+                req.id,
+                req.attempt,
+                send,
+                lambda: control.is_cancelled(seq) or abort.cancelled,
+            )
         token = _current.set(ctx)
         start = time.perf_counter_ns()
         try:
@@ -180,7 +201,7 @@ class TaskRunner:
             # SystemExit and KeyboardInterrupt raised by the task are the task's errors, not
             # the worker's: the worker reports them and stays up.
             run_ns = time.perf_counter_ns() - start
-            if isinstance(exc, TaskCancelledError) and control.is_cancelled(seq):
+            if isinstance(exc, TaskCancelledError) and ctx.cancelled:
                 return self._fail(req, "cancelled", exc, run_ns)
             return self._fail(req, "raised", exc, run_ns)
         finally:
