@@ -101,13 +101,6 @@ def test_large_values_use_the_shared_memory_arena(make_pool: PoolMaker, kind: st
     assert any(n.startswith(f"wb-{wpid}-r-") for n in data_names([wpid]))
 
 
-@pytest.mark.xfail(
-    reason="bytearray never goes out of band: pickle protocol 5 pickles an exact bytearray "
-    "in band (BYTEARRAY8), and dumps_out_of_band neither boxes it (as it does bytes) nor "
-    "overrides its reduction, so large bytearray arguments and results always go through "
-    "the pipe",
-    strict=True,
-)
 def test_large_bytearray_uses_the_shared_memory_arena(make_pool: PoolMaker) -> None:
     pool = make_pool(1)
     assert pool.wait_ready(WAIT_S)
@@ -207,22 +200,13 @@ def test_thread_and_inline_backends_give_identical_results(
             )
 
 
-_MEMORYVIEW_ON_THE_PIPE = pytest.mark.xfail(
-    reason="a memoryview that does not go through shared memory (below shm_threshold, "
-    "shm_threshold=0, thread/inline backends, or the ENOSPC fallback) cannot be pickled by "
-    "pickle; _pickle_args falls back to cloudpickle, which reduces it to bytes, so the "
-    "task and the caller get bytes instead of a memoryview",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "path",
     [
-        pytest.param("below-threshold", marks=_MEMORYVIEW_ON_THE_PIPE),
-        pytest.param("threshold-0", marks=_MEMORYVIEW_ON_THE_PIPE),
-        pytest.param("thread", marks=_MEMORYVIEW_ON_THE_PIPE),
-        pytest.param("inline", marks=_MEMORYVIEW_ON_THE_PIPE),
+        pytest.param("below-threshold"),
+        pytest.param("threshold-0"),
+        pytest.param("thread"),
+        pytest.param("inline"),
     ],
 )
 def test_memoryview_keeps_its_type_on_the_pipe(make_pool: PoolMaker, path: str) -> None:
@@ -240,13 +224,6 @@ def test_memoryview_keeps_its_type_on_the_pipe(make_pool: PoolMaker, path: str) 
     check_same(pool.submit(tasks.echo, value).result(WAIT_S), value)
 
 
-@pytest.mark.xfail(
-    reason="a non-contiguous memoryview at or above shm_threshold is refused with "
-    "SerializationError: _OutOfBandPickler.reducer_override handles only contiguous "
-    "memoryviews and there is no cloudpickle fallback on the out-of-band path (below the "
-    "threshold the same value is accepted)",
-    strict=True,
-)
 def test_non_contiguous_memoryview_above_threshold(make_pool: PoolMaker) -> None:
     pool = make_pool(1)
     below = memoryview(bytearray(make("bytes", THRESHOLD)))[::2]  # THRESHOLD / 2 bytes

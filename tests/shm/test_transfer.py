@@ -240,13 +240,6 @@ def test_dropped_shared_buffer_is_unlinked() -> None:
 # ------------------------------------------------------------------------ known bugs
 
 
-@pytest.mark.xfail(
-    reason="a submit that raises after the arguments were pickled (here PoolClosedError; "
-    "also QueueFullError, a cloudpickle fallback, max_message_bytes) leaves the "
-    "transferred SharedBuffer detached and pinned in _shared_buffer._in_flight: the "
-    "caller can neither use nor resend it, and dropping it never unlinks its segment",
-    strict=True,
-)
 def test_failed_submit_does_not_strand_a_transferred_buffer(make_pool: PoolMaker) -> None:
     pool = make_pool(1)
     pool.close()
@@ -268,13 +261,6 @@ def test_failed_submit_does_not_strand_a_transferred_buffer(make_pool: PoolMaker
         release_unreturned([name])  # clean up for the leak check
 
 
-@pytest.mark.xfail(
-    reason="transfer(buf) next to an argument that only cloudpickle can pickle (a lambda, a "
-    "local function) is refused: the first pickle.dumps consumes the transfer mark, so "
-    "the cloudpickle retry raises 'passed to a task with transfer(buf)'; the buffer is "
-    "left detached",
-    strict=True,
-)
 def test_transfer_next_to_a_cloudpickled_argument(make_pool: PoolMaker) -> None:
     pool = make_pool(1)
     buf = pool.alloc(MIB)

@@ -534,6 +534,12 @@ class PoolCore:
         task.started_at = None
         task.entry = self._queue.push(task, task.priority, task.deadline, task.order)
 
+    def free_blocks(self, names: tuple[str, ...]) -> None:
+        """Give back argument blocks of a task the pool never accepted."""
+        if names and self.shm is not None:
+            for name in names:
+                self.shm.blocks.free(name)
+
     def _free_blocks_locked(self, task: TaskRecord) -> None:
         """Give the task's argument blocks back once no worker can still read them."""
         if task.blocks and task.holders == 0 and task.state is TaskState.DONE:

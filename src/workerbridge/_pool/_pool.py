@@ -46,8 +46,11 @@ from .._transport import (
     DEFAULT_SHM_THRESHOLD,
     MovedBuffers,
     SharedBuffer,
+    copied_on_load,
     dumps_out_of_band,
     has_large_buffer,
+    has_memoryview,
+    restore_moved,
 )
 from ._core import PoolConfig, PoolCore
 from ._map import MapIterator
@@ -103,13 +106,15 @@ def _encode_function(fn: Callable[..., Any]) -> tuple[str, bytes]:
         return (ref, b"") if ref is not None else ("", _pickle_function(fn))
 
 
-def _pickle_args(args: tuple[Any, ...]) -> bytes:
+def _pickle_args(args: tuple[Any, ...], moved: list[str]) -> bytes:
+    """Pickle the arguments for the pipe; cloudpickle for what plain pickle refuses."""
     if not args:
         return _EMPTY_ARGS
     # BaseException: an argument's __reduce__ raising SystemExit is still a bad argument.
     try:
         return pickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:
+        _rewind(moved)
         try:
             pickled: bytes = cloudpickle.dumps(args, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:
@@ -117,26 +122,36 @@ def _pickle_args(args: tuple[Any, ...]) -> bytes:
         return pickled
 
 
+def _rewind(moved: list[str]) -> None:
+    # The first attempt detached the transferred buffers; arm them again for the next.
+    restore_moved(moved, moving=True)
+    moved.clear()
+
+
 def _pickle_out_of_band(
-    args: tuple[Any, ...], shm: SharedMemoryChannel
+    args: tuple[Any, ...], shm: SharedMemoryChannel | None, moved: list[str]
 ) -> tuple[bytes, tuple[ShmRef, ...], tuple[str, ...]]:
-    """Pickle ``args`` with its large buffers copied into shared-memory blocks; falls back
-    to an ordinary pickle (through the pipe) when shared memory is exhausted."""
+    """Pickle ``args`` with its large buffers copied into shared-memory blocks (memoryview
+    arguments stay memoryviews); falls back to the pipe when shared memory is exhausted."""
+    threshold = shm.threshold if shm is not None else sys.maxsize
     try:
-        payload, buffers = dumps_out_of_band(args, shm.threshold)
+        payload, buffers = dumps_out_of_band(args, threshold)
     except BaseException as exc:
         raise SerializationError(f"cannot pickle the task's arguments: {exc}") from exc
+    if not buffers or shm is None:
+        return payload, (), ()
     names: list[str] = []
     refs: list[ShmRef] = []
     try:
         for buffer in buffers:
             segment = shm.blocks.store(buffer)
             names.append(segment.name)
-            refs.append(ShmRef(segment.name, 0, buffer.raw().nbytes))
+            refs.append(ShmRef(segment.name, 0, buffer.raw().nbytes, copied_on_load(buffer)))
     except SharedMemoryError:
         for name in names:
             shm.blocks.free(name)
-        return _pickle_args(args), (), ()
+        _rewind(moved)
+        return _pickle_out_of_band(args, None, moved)
     return payload, tuple(refs), tuple(names)
 
 
@@ -383,7 +398,7 @@ class WorkerPool:
             retry_on,
             affinity,
         )
-        self._core.submit([task])
+        self._submit([task])
         if signal is not None:  # after submission: a signal that already fired cancels it
             _link_signal(signal, task.handle)
         return task.handle
@@ -421,10 +436,21 @@ class WorkerPool:
             retry_on,
             affinity,
         )
-        self._core.submit([task])
+        self._submit([task])
         if signal is not None:  # after submission: a signal that already fired cancels it
             _link_signal(signal, task.handle)
         return task.handle
+
+    def _submit(self, tasks: list[TaskRecord]) -> None:
+        """Queue ``tasks``; if the pool refuses them, undo what preparing them did (their
+        shared-memory blocks, buffers moved into them)."""
+        try:
+            self._core.submit(tasks)
+        except BaseException:
+            for task in tasks:
+                self._core.free_blocks(task.blocks)
+                restore_moved(task.moved, moving=False)
+            raise
 
     def _make_task(
         self,
@@ -464,11 +490,15 @@ class WorkerPool:
         blocks: tuple[str, ...] = ()
         shm = self._core.shm
         with MovedBuffers() as moved:
-            if shm is not None and args and has_large_buffer(args, shm.threshold):
-                payload, buffers, blocks = _pickle_out_of_band(args, shm)
+            if args and (
+                (shm is not None and has_large_buffer(args, shm.threshold)) or has_memoryview(args)
+            ):
+                payload, buffers, blocks = _pickle_out_of_band(args, shm, moved)
             else:
-                payload = _pickle_args(args)
+                payload = _pickle_args(args, moved)
         if len(payload) > self._max_message_bytes:
+            self._core.free_blocks(blocks)
+            restore_moved(moved, moving=False)
             raise ValidationError(
                 f"arguments pickle to {len(payload)} bytes, above max_message_bytes="
                 f"{self._max_message_bytes}"
@@ -558,7 +588,7 @@ class WorkerPool:
             for i in range(0, len(items), size)
         ]
         if tasks:
-            self._core.submit(tasks)
+            self._submit(tasks)
         return MapIterator([t.handle for t in tasks], ordered)
 
     # ------------------------------------------------------------------ lifecycle

@@ -7,10 +7,17 @@ from ._buffers import (
     copied_on_load,
     dumps_out_of_band,
     has_large_buffer,
+    has_memoryview,
     loads_with_buffers,
 )
 from ._pipe import PIPE_SIZE, enlarge_pipe, take_fd, write_all
-from ._shared_buffer import MovedBuffers, SharedBuffer, release_unreturned, transfer
+from ._shared_buffer import (
+    MovedBuffers,
+    SharedBuffer,
+    release_unreturned,
+    restore_moved,
+    transfer,
+)
 from ._shm import PREFIX, Segment, remove_orphans, segments_of
 
 __all__ = [
@@ -26,9 +33,11 @@ __all__ = [
     "dumps_out_of_band",
     "enlarge_pipe",
     "has_large_buffer",
+    "has_memoryview",
     "loads_with_buffers",
     "release_unreturned",
     "remove_orphans",
+    "restore_moved",
     "segments_of",
     "take_fd",
     "transfer",

@@ -32,6 +32,7 @@ __all__ = [
     "copied_on_load",
     "dumps_out_of_band",
     "has_large_buffer",
+    "has_memoryview",
     "loads_with_buffers",
 ]
 
@@ -43,6 +44,11 @@ DEFAULT_SHM_THRESHOLD = 256 * 1024
 _MIN_BLOCK = 1 << 20
 #: Free blocks kept for reuse, in bytes per process; beyond that, freed blocks are unlinked.
 _CACHE_BYTES = 1 << 30
+
+
+def has_memoryview(values: Sequence[Any]) -> bool:
+    """Whether a top-level value is a memoryview (plain pickle refuses those)."""
+    return any(type(value) is memoryview for value in values)
 
 
 def has_large_buffer(values: Sequence[Any], threshold: int) -> bool:
@@ -68,6 +74,10 @@ def _rebuild_memoryview(buffer: Any) -> memoryview:
     return memoryview(buffer)
 
 
+def _rebuild_bytearray(buffer: Any) -> bytearray:
+    return bytearray(buffer)
+
+
 class _OutOfBandPickler(pickle.Pickler):
     """Sends ``memoryview`` of ``threshold`` bytes or more out of band too (protocol 5
     does that on its own only for ``bytearray`` and numpy arrays)."""
@@ -83,28 +93,33 @@ class _OutOfBandPickler(pickle.Pickler):
         self._threshold = threshold
 
     def reducer_override(self, obj: Any) -> Any:
-        kind = type(obj)
-        if kind is memoryview and obj.nbytes >= self._threshold and obj.contiguous:
-            return _rebuild_memoryview, (pickle.PickleBuffer(obj),)
+        if type(obj) is memoryview:
+            # Plain pickle refuses memoryviews; they arrive as (read-only) memoryviews,
+            # out of band when large, else in the message.
+            if obj.contiguous:
+                return _rebuild_memoryview, (pickle.PickleBuffer(obj),)
+            return _rebuild_memoryview, (obj.tobytes(),)
         return NotImplemented
 
 
-class _BytesBox:
-    """Carries a large ``bytes`` out of band: the C pickler never asks ``reducer_override``
-    about exact ``bytes``, so the value is boxed before pickling."""
+class _BufferBox:
+    """Carries a large ``bytes`` or ``bytearray`` out of band: the C pickler writes exact
+    instances of both in band and never asks ``reducer_override`` about them, so the value
+    is boxed before pickling."""
 
     __slots__ = ("data",)
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | bytearray) -> None:
         self.data = data
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        return _rebuild_bytes, (pickle.PickleBuffer(self.data),)
+        rebuild = _rebuild_bytes if type(self.data) is bytes else _rebuild_bytearray
+        return rebuild, (pickle.PickleBuffer(self.data),)
 
 
 def _box(value: Any, threshold: int) -> Any:
-    if type(value) is bytes and len(value) >= threshold:
-        return _BytesBox(value)
+    if type(value) in (bytes, bytearray) and len(value) >= threshold:
+        return _BufferBox(value)
     return value
 
 

@@ -22,7 +22,7 @@ from typing import Any, final
 from .._exceptions import SharedMemoryError
 from ._shm import Segment
 
-__all__ = ["MovedBuffers", "SharedBuffer", "release_unreturned", "transfer"]
+__all__ = ["MovedBuffers", "SharedBuffer", "release_unreturned", "restore_moved", "transfer"]
 
 # Owned buffers whose view is detached because they are on their way to a task: kept alive
 # here (the segment must not be unlinked under the task) until they come back or are freed.
@@ -43,7 +43,15 @@ class SharedBuffer:
         SharedMemoryError: no shared memory is available.
     """
 
-    __slots__ = ("__weakref__", "_finalizer", "_moving", "_segment", "_view", "owner_pid")
+    __slots__ = (
+        "__weakref__",
+        "_finalizer",
+        "_moving",
+        "_segment",
+        "_size",
+        "_view",
+        "owner_pid",
+    )
 
     def __init__(self, size: int) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
@@ -53,6 +61,7 @@ class SharedBuffer:
         self._segment = Segment.create(size, "b")
         self.owner_pid = os.getpid()
         self._view: memoryview | None = self._segment.view[:size]
+        self._size = size
         self._moving = False
         self._finalizer = weakref.finalize(self, _release_segment, self._segment)
 
@@ -62,6 +71,7 @@ class SharedBuffer:
         self._segment = Segment.attach(name)
         self.owner_pid = owner_pid
         self._view = self._segment.view[:size]
+        self._size = size
         self._moving = False
         self._finalizer = weakref.finalize(self, _close_segment, self._segment)
         return self
@@ -111,6 +121,7 @@ class SharedBuffer:
         if view is not None:
             view.release()
         self._moving = False
+        self._size = size
         if self.owner:
             with _in_flight_lock:
                 _in_flight[self._segment.name] = self
@@ -159,6 +170,17 @@ class MovedBuffers:
 
     def __exit__(self, *exc: object) -> None:
         _moves.names = None
+
+
+def restore_moved(names: tuple[str, ...] | list[str], *, moving: bool) -> None:
+    """Give moved buffers back to the caller: the task that was to receive them was never
+    sent (its submit failed), or its arguments are being pickled again (``moving``)."""
+    for name in names:
+        with _in_flight_lock:
+            buffer = _in_flight.pop(name, None)
+        if buffer is not None:
+            buffer._revive(buffer._size)
+            buffer._moving = moving
 
 
 def release_unreturned(names: tuple[str, ...] | list[str]) -> None:

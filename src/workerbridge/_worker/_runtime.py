@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from .._transport import (
     copied_on_load,
     dumps_out_of_band,
     has_large_buffer,
+    has_memoryview,
 )
 from ._context import TaskContext, _current
 from ._control import ControlBlock
@@ -210,7 +212,9 @@ class TaskRunner:
         ctx.flush()
         refs: tuple[ShmRef, ...] = ()
         try:
-            if self._results is not None and has_large_buffer((result,), self._shm_threshold):
+            if has_memoryview((result,)) or (
+                self._results is not None and has_large_buffer((result,), self._shm_threshold)
+            ):
                 data, refs = self._store_result(result)
             else:
                 data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
@@ -221,15 +225,18 @@ class TaskRunner:
     def _store_result(self, result: Any) -> tuple[bytes, tuple[ShmRef, ...]]:
         """Pickle ``result`` with its large buffers in this worker's blocks (or through the
         pipe if shared memory is exhausted)."""
-        assert self._results is not None
-        data, buffers = dumps_out_of_band(result, self._shm_threshold)
+        results = self._results
+        threshold = self._shm_threshold if results is not None else sys.maxsize
+        data, buffers = dumps_out_of_band(result, threshold)
+        if not buffers or results is None:
+            return data, ()
         refs: list[ShmRef] = []
         try:
             for buffer in buffers:
-                segment = self._results.store(buffer)
+                segment = results.store(buffer)
                 refs.append(ShmRef(segment.name, 0, buffer.raw().nbytes, copied_on_load(buffer)))
         except SharedMemoryError:
             for ref in refs:
-                self._results.free(ref.name)
-            return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), ()
+                results.free(ref.name)
+            return dumps_out_of_band(result, sys.maxsize)[0], ()
         return data, tuple(refs)
