@@ -29,6 +29,7 @@ from workerbridge.testing import _faults as faults, tasks
 from ._util import (
     START_METHODS,
     WAIT_S,
+    KnownBugError,
     count,
     figure,
     percentile,
@@ -189,6 +190,7 @@ def test_cancelled_tasks_already_sent_to_the_worker_never_run(
         "when the caller's thread loses the GIL between two cancels; made deterministic "
         "here by a done-callback of chunk k that waits)"
     ),
+    raises=KnownBugError,
 )
 def test_closing_a_map_cancels_every_chunk_at_once(tmp_path: Path) -> None:
     release, ledger = str(tmp_path / "release"), str(tmp_path / "ledger")
@@ -197,6 +199,11 @@ def test_closing_a_map_cancels_every_chunk_at_once(tmp_path: Path) -> None:
     items = [(0, "", ""), (1, release, ledger), (2, "", ledger)]
     with WorkerPool(1, kill_grace=10.0) as pool:
         assert pool.wait_ready(WAIT_S)
+        # The pool sends tasks ahead to a busy worker only once tasks have proved short:
+        # warm it up with tiny ones so its in-flight window grows.
+        assert sum(pool.map(tasks.square, range(300), chunksize=1)) == sum(
+            x * x for x in range(300)
+        )
         try:
             results = pool.map(faults.record_unless_cancelled, items, chunksize=1)
             assert next(results) == 0
@@ -216,7 +223,8 @@ def test_closing_a_map_cancels_every_chunk_at_once(tmp_path: Path) -> None:
         finally:
             tasks.touch(release)
         pool.submit(tasks.noop).result(WAIT_S)
-    assert _read(ledger) == ["1"], "a chunk started while the map was being closed"
+    if _read(ledger) != ["1"]:
+        raise KnownBugError(f"a chunk started while the map was being closed: {_read(ledger)}")
 
 
 @pytest.mark.parametrize("way", WAYS)
