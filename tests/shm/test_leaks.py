@@ -133,13 +133,6 @@ def test_worker_dies_right_after_storing_large_results(make_pool: PoolMaker) -> 
     assert not names_of([os.getpid(), info.value.pid])
 
 
-@pytest.mark.xfail(
-    reason="a large result resolved on the caller's event loop (submit with on_progress "
-    "from a coroutine) is lost with SerializationError 'cannot open shared memory "
-    "wb-<worker>-r-...' when its worker dies before the loop runs _resolve: the pool "
-    "unlinks the dead worker's result blocks while a delivered Response still refers to them",
-    strict=True,
-)
 def test_result_delivered_before_the_worker_died_is_not_lost(make_pool: PoolMaker) -> None:
     pool = make_pool(1)
     value = make("bytes", MIB, 1)

@@ -57,7 +57,7 @@ from .._worker import MAX_IN_FLIGHT
 from ._queue import TaskQueue
 from ._scheduler import Strategy, assign
 from ._stats import PoolStats, Reservoir, WorkerStats
-from ._task import ProgressInfo, TaskRecord, TaskState
+from ._task import ProgressInfo, TaskHandle, TaskRecord, TaskState
 
 __all__ = ["PoolConfig", "PoolCore"]
 
@@ -817,46 +817,40 @@ class PoolCore:
                 task.handle._report_progress(info, task.on_progress)
         for task, outcome in effects.results:
             task.payload = b""  # the arguments are no longer needed; free them early
+            ok, value = self._outcome(task, outcome)
             loop = task.loop
             if loop is not None:
                 # Progress callbacks of an async caller run on its loop; resolve the handle
                 # behind them on the same loop, so none runs after the handle is done.
                 try:
-                    loop.call_soon_threadsafe(self._resolve, task, outcome)
+                    loop.call_soon_threadsafe(_settle, task.handle, ok, value)
                     continue
                 except RuntimeError:  # the loop is closed: resolve here
                     pass
-            self._resolve(task, outcome)
+            _settle(task.handle, ok, value)
         if effects.spawn:
             with self._lock:
                 self._cond.notify_all()
 
-    def _resolve(self, task: TaskRecord, outcome: Response | BaseException) -> None:
-        """Give the handle its outcome (outside the lock: unpickling may take a while)."""
+    def _outcome(self, task: TaskRecord, outcome: Response | BaseException) -> tuple[bool, Any]:
+        """``(True, result)`` or ``(False, error)``: the reply unpickled (outside the lock,
+        as it may take a while), before anything else can reuse its shared memory."""
         try:
-            self._set_outcome(task, outcome)
+            if not isinstance(outcome, Response):
+                return False, outcome
+            try:
+                if outcome.buffers:
+                    return True, self._load_shared(task, outcome)
+                return True, pickle.loads(outcome.data)
+            except BaseException as exc:  # even SystemExit from a __setstate__
+                return False, SerializationError(
+                    f"cannot unpickle the result of task {task.id}: {exc}"
+                )
         finally:
             if task.moved:
                 # Buffers moved into the task and not moved back by its result are released
                 # (returned ones were taken back while unpickling the result).
                 release_unreturned(task.moved)
-
-    def _set_outcome(self, task: TaskRecord, outcome: Response | BaseException) -> None:
-        handle = task.handle
-        if not isinstance(outcome, Response):
-            handle.set_exception(outcome)
-            return
-        try:
-            if outcome.buffers:
-                value = self._load_shared(task, outcome)
-            else:
-                value = pickle.loads(outcome.data)
-        except BaseException as exc:  # even SystemExit from a __setstate__ must not escape
-            handle.set_exception(
-                SerializationError(f"cannot unpickle the result of task {task.id}: {exc}")
-            )
-        else:
-            handle.set_result(value)
 
     def _load_shared(self, task: TaskRecord, response: Response) -> Any:
         """Unpickle a result whose large buffers sit in the worker's shared memory: they
@@ -1007,6 +1001,13 @@ class PoolCore:
                 sum(len(s.in_flight) for s in self._slots),
                 sum(1 for s in self._slots if s.state == "ready"),
             )
+
+
+def _settle(handle: TaskHandle[Any], ok: bool, value: Any) -> None:
+    if ok:
+        handle.set_result(value)
+    else:
+        handle.set_exception(value)
 
 
 def _rss(pid: int) -> int:
