@@ -180,18 +180,6 @@ def test_cancelled_tasks_already_sent_to_the_worker_never_run(
     assert _read(ledger) == ["after"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "closing a map is not atomic: MapIterator.close (src/workerbridge/_pool/_map.py) "
-        "cancels the chunks one by one through PoolCore.cancel, so between two cancels the "
-        "worker can see chunk k's flag, stop it and start chunk k+1, whose flag is not set "
-        "yet; a chunk then starts after Ctrl-C/break began cancelling (seen in ~5% of runs "
-        "when the caller's thread loses the GIL between two cancels; made deterministic "
-        "here by a done-callback of chunk k that waits)"
-    ),
-    raises=KnownBugError,
-)
 def test_closing_a_map_cancels_every_chunk_at_once(tmp_path: Path) -> None:
     release, ledger = str(tmp_path / "release"), str(tmp_path / "ledger")
     # Chunk 0 is instant; chunk 1 logs its start and waits (cooperatively) for ``release``;

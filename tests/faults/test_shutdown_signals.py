@@ -366,7 +366,6 @@ def test_ctrl_c_during_map_interrupts_at_once_and_starts_nothing_after(
     figure(test, "SIGINT -> program exited", exited - sent, CTRL_C_EXIT_TARGET, CTRL_C_EXIT_BOUND)
 
 
-@pytest.mark.xfail(strict=True, reason=DECODER_BUG, raises=BufferError)
 def test_interrupt_while_decoding_replies_leaves_the_channel_usable() -> None:
     """The root cause of the Ctrl-C failure above, made deterministic: a KeyboardInterrupt
     raised (by a trace function, as the SIGINT handler would) in the middle of decoding a

@@ -275,12 +275,6 @@ def test_transfer_next_to_a_cloudpickled_argument(make_pool: PoolMaker) -> None:
 
 
 @pytest.mark.parametrize("backend", ["thread", "inline"])
-@pytest.mark.xfail(
-    reason="on the thread and inline backends the task receives the caller's own "
-    "SharedBuffer object (same pid): returning it plainly (`return buf`, documented as "
-    "allowed) fails with SerializationError 'passed to a task with transfer(buf)'",
-    strict=True,
-)
 def test_plain_return_on_thread_backends(make_pool: PoolMaker, backend: str) -> None:
     pool = make_pool(1, backend=backend)
     buf = pool.alloc(MIB)
@@ -293,12 +287,6 @@ def test_plain_return_on_thread_backends(make_pool: PoolMaker, backend: str) -> 
 
 
 @pytest.mark.parametrize("backend", ["thread", "inline"])
-@pytest.mark.xfail(
-    reason="on the thread and inline backends a transferred buffer the task does not give "
-    "back is neither released nor kept detached: unpickling in the same process takes it "
-    "out of _in_flight and revives the caller's view, so release_unreturned finds nothing",
-    strict=True,
-)
 def test_unreturned_buffer_on_thread_backends(make_pool: PoolMaker, backend: str) -> None:
     pool = make_pool(1, backend=backend)
     buf = pool.alloc(MIB)
@@ -311,13 +299,6 @@ def test_unreturned_buffer_on_thread_backends(make_pool: PoolMaker, backend: str
         buf.release()
 
 
-@pytest.mark.xfail(
-    reason="a SharedBuffer created in a worker and returned with transfer() stays in the "
-    "worker's _in_flight for the worker's whole life: releasing it in the caller only "
-    "unmaps it, so every such call leaves one more segment in /dev/shm until the worker "
-    "exits",
-    strict=True,
-)
 def test_buffers_made_in_a_worker_do_not_pile_up(make_pool: PoolMaker) -> None:
     pool = make_pool(1)
     assert pool.wait_ready(WAIT_S)

@@ -26,6 +26,7 @@ from .._transport import (
     AttachmentCache,
     BlockCache,
     Segment,
+    adopted,
     enlarge_pipe,
     remove_orphans,
     segments_of,
@@ -248,7 +249,8 @@ class ProcessWorker:
             prefix = f"{PREFIX}{self._pid}-"
             shm.attachments.forget(lambda name: name.startswith(prefix))
             for name in segments_of(self._pid):
-                Segment.unlink_name(name)
+                if not adopted(name):  # buffers its tasks moved out now belong to the caller
+                    Segment.unlink_name(name)
         exit = WorkerExit(self._pid, exitcode, reason, detail=self._protocol_error or "")
         try:
             self._events.on_exit(self, exit)

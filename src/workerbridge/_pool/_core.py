@@ -647,6 +647,18 @@ class PoolCore:
         self._perform(effects)
         return True
 
+    def cancel_many(self, tasks: list[TaskRecord]) -> None:
+        """Cancel ``tasks`` at once, last first, so a worker finishing one of them cannot
+        start the next before that one is cancelled too."""
+        effects = _Effects()
+        with self._lock:
+            for task in reversed(tasks):
+                if task.state is not TaskState.DONE:
+                    self._stop_task_locked(
+                        task, TaskCancelledError("task was cancelled", task_id=task.id), effects
+                    )
+        self._perform(effects)
+
     def _stop_task_locked(self, task: TaskRecord, error: BaseException, effects: _Effects) -> None:
         """Resolve ``task`` with ``error`` and make sure it stops wherever it is."""
         if task.state is TaskState.QUEUED:

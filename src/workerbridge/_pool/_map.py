@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar, final
 
 from ._task import TaskHandle
@@ -23,8 +23,14 @@ class MapIterator(Generic[R]):
     every chunk that has not finished, so no chunk starts after it.
     """
 
-    def __init__(self, handles: list[TaskHandle[list[R]]], ordered: bool) -> None:
+    def __init__(
+        self,
+        handles: list[TaskHandle[list[R]]],
+        ordered: bool,
+        cancel_all: Callable[[], None] | None = None,
+    ) -> None:
         self._handles = handles
+        self._cancel_all = cancel_all
         self._ordered = ordered
         self._pending: deque[TaskHandle[list[R]]] = deque(handles)
         self._buffer: deque[R] = deque()
@@ -38,9 +44,12 @@ class MapIterator(Generic[R]):
     def close(self) -> None:
         """Cancel every chunk that has not finished."""
         self._generator = None
-        for handle in self._handles:
-            if not handle.done():
-                handle.cancel()
+        if self._cancel_all is not None:
+            self._cancel_all()  # all at once: no chunk can start while others are cancelled
+        else:
+            for handle in self._handles:
+                if not handle.done():
+                    handle.cancel()
         self._pending.clear()
         self._buffer.clear()
 

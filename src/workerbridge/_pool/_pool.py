@@ -592,7 +592,8 @@ class WorkerPool:
         ]
         if tasks:
             self._submit(tasks)
-        return MapIterator([t.handle for t in tasks], ordered)
+        core = self._core
+        return MapIterator([t.handle for t in tasks], ordered, lambda: core.cancel_many(tasks))
 
     # ------------------------------------------------------------------ lifecycle
     def alloc(self, size: int) -> SharedBuffer:

@@ -116,7 +116,13 @@ class FrameDecoder(Generic[M]):
         if self._broken:
             raise ProtocolError("channel already failed; no further input is accepted")
         buf = self._buf
-        buf += data
+        try:
+            buf += data
+        except BufferError:
+            # A view of the buffer outlived an interrupted feed (kept by a traceback):
+            # carry on in a fresh buffer rather than fail every read from now on.
+            buf = self._buf = bytearray(buf)
+            buf += data
         view = memoryview(buf)
         out: list[M] = []
         pos = 0
@@ -142,7 +148,13 @@ class FrameDecoder(Generic[M]):
             view.release()
             buf.clear()
             raise
-        view.release()
+        finally:
+            # Also on KeyboardInterrupt (a caller thread may be running the I/O loop):
+            # frames not yet consumed stay buffered and are decoded by the next feed.
+            try:
+                view.release()
+            except BufferError:
+                pass  # a slice is still referenced (by a traceback); see the top of feed
         if pos:
             del buf[:pos]
         return out

@@ -14,6 +14,8 @@ from ._pipe import PIPE_SIZE, enlarge_pipe, take_fd, write_all
 from ._shared_buffer import (
     MovedBuffers,
     SharedBuffer,
+    TaskSide,
+    adopted,
     release_unreturned,
     restore_moved,
     transfer,
@@ -29,6 +31,8 @@ __all__ = [
     "MovedBuffers",
     "Segment",
     "SharedBuffer",
+    "TaskSide",
+    "adopted",
     "copied_on_load",
     "dumps_out_of_band",
     "enlarge_pipe",

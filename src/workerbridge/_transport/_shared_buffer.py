@@ -22,7 +22,15 @@ from typing import Any, final
 from .._exceptions import SharedMemoryError
 from ._shm import Segment
 
-__all__ = ["MovedBuffers", "SharedBuffer", "release_unreturned", "restore_moved", "transfer"]
+__all__ = [
+    "MovedBuffers",
+    "SharedBuffer",
+    "TaskSide",
+    "adopted",
+    "release_unreturned",
+    "restore_moved",
+    "transfer",
+]
 
 # Owned buffers whose view is detached because they are on their way to a task: kept alive
 # here (the segment must not be unlinked under the task) until they come back or are freed.
@@ -30,6 +38,11 @@ _in_flight: dict[str, SharedBuffer] = {}
 _in_flight_lock = threading.Lock()
 # While the pool pickles a task's arguments, the names of the buffers moved by it.
 _moves = threading.local()
+# Set while a worker unpickles a task's arguments (``TaskSide``), or pickles its result.
+_task_side = threading.local()
+# Buffers a task created and moved out, now owned here: a dead worker's cleanup must spare
+# their names (they start with the worker's pid).
+_adopted: set[str] = set()
 
 
 @final
@@ -47,6 +60,7 @@ class SharedBuffer:
         "__weakref__",
         "_finalizer",
         "_moving",
+        "_owned",
         "_segment",
         "_size",
         "_view",
@@ -63,17 +77,26 @@ class SharedBuffer:
         self._view: memoryview | None = self._segment.view[:size]
         self._size = size
         self._moving = False
+        self._owned = True
         self._finalizer = weakref.finalize(self, _release_segment, self._segment)
 
     @classmethod
-    def _attached(cls, name: str, size: int, owner_pid: int) -> SharedBuffer:
+    def _attached(
+        cls, name: str, size: int, owner_pid: int, *, adopt: bool = False
+    ) -> SharedBuffer:
+        """A mapping of another object's buffer; with ``adopt``, this object becomes its
+        owner (a buffer a task created and moved out)."""
         self = cls.__new__(cls)
         self._segment = Segment.attach(name)
-        self.owner_pid = owner_pid
+        self.owner_pid = os.getpid() if adopt else owner_pid
         self._view = self._segment.view[:size]
         self._size = size
         self._moving = False
-        self._finalizer = weakref.finalize(self, _close_segment, self._segment)
+        self._owned = adopt
+        release = _release_adopted if adopt else _close_segment
+        self._finalizer = weakref.finalize(self, release, self._segment)
+        if adopt:
+            _adopted.add(name)
         return self
 
     @property
@@ -95,7 +118,9 @@ class SharedBuffer:
 
     @property
     def owner(self) -> bool:
-        return self.owner_pid == os.getpid()
+        """Whether this object unlinks the buffer when released (its creator, or the
+        caller that received a buffer a task created)."""
+        return self._owned and self.owner_pid == os.getpid()
 
     def release(self) -> None:
         """Drop this process's view; in the owning process also unlink the segment.
@@ -122,6 +147,12 @@ class SharedBuffer:
             view.release()
         self._moving = False
         self._size = size
+        if self.owner and getattr(_task_side, "returning", False):
+            # A task moves out a buffer it created: ownership goes with it, to the caller.
+            self._owned = False
+            self._finalizer.detach()
+            self._segment.close()
+            return _receive_owned, (self._segment.name, size)
         if self.owner:
             with _in_flight_lock:
                 _in_flight[self._segment.name] = self
@@ -148,9 +179,38 @@ def _release_segment(segment: Segment) -> None:
     segment.close()
 
 
+def _release_adopted(segment: Segment) -> None:
+    _adopted.discard(segment.name)
+    _release_segment(segment)
+
+
+def adopted(name: str) -> bool:
+    """Whether this process owns ``name`` although another process created it."""
+    return name in _adopted
+
+
+def _receive_owned(name: str, size: int) -> SharedBuffer:
+    return SharedBuffer._attached(name, size, 0, adopt=True)
+
+
+class TaskSide:
+    """Marks the worker side of a task while its arguments are unpickled (``"arguments"``)
+    or its result pickled (``"result"``): a buffer arriving in a task is a separate mapping
+    even on in-process backends, and a buffer a task created leaves with its ownership."""
+
+    def __init__(self, phase: str) -> None:
+        self._attr = "receiving" if phase == "arguments" else "returning"
+
+    def __enter__(self) -> None:
+        setattr(_task_side, self._attr, True)
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(_task_side, self._attr, False)
+
+
 def _receive(name: str, size: int, owner_pid: int) -> SharedBuffer:
     """Unpickle a moved buffer: the owner's own object when it comes home, else a mapping."""
-    if owner_pid == os.getpid():
+    if owner_pid == os.getpid() and not getattr(_task_side, "receiving", False):
         with _in_flight_lock:
             original = _in_flight.pop(name, None)
         if original is not None:

@@ -22,6 +22,7 @@ from .._shared import SharedCancellation
 from .._transport import (
     AttachmentCache,
     BlockCache,
+    TaskSide,
     copied_on_load,
     dumps_out_of_band,
     has_large_buffer,
@@ -172,9 +173,11 @@ class TaskRunner:
                 # Inputs are read-only views of the pool's blocks: zero-copy for memoryview
                 # and numpy arguments, one copy for bytes and bytearray.
                 views = [self._attachments.view(r.name, r.offset, r.length) for r in req.buffers]
-                args = pickle.loads(req.payload, buffers=views)
+                with TaskSide("arguments"):
+                    args = pickle.loads(req.payload, buffers=views)
             else:
-                args = pickle.loads(req.payload)
+                with TaskSide("arguments"):
+                    args = pickle.loads(req.payload)
         except _LookupFailedError as exc:
             return self._fail(req, "lookup", exc)
         except BaseException as exc:  # SystemExit from a __setstate__ is still bad input
@@ -212,12 +215,13 @@ class TaskRunner:
         ctx.flush()
         refs: tuple[ShmRef, ...] = ()
         try:
-            if has_memoryview((result,)) or (
-                self._results is not None and has_large_buffer((result,), self._shm_threshold)
-            ):
-                data, refs = self._store_result(result)
-            else:
-                data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            with TaskSide("result"):
+                if has_memoryview((result,)) or (
+                    self._results is not None and has_large_buffer((result,), self._shm_threshold)
+                ):
+                    data, refs = self._store_result(result)
+                else:
+                    data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # SystemExit from a __reduce__ is still a bad result
             return self._fail(req, "serialization", exc, run_ns)
         return Response(req.id, req.attempt, True, data, None, run_ns, refs)
