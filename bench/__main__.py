@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m bench                         # everything (about 7 minutes on 2 cores)
+    python -m bench                         # everything (about 9 minutes on 2 cores)
     python -m bench --quick                 # fewer repeats, smaller sizes
     python -m bench --only roundtrip,map    # some workloads (``machine`` = the limits)
     python -m bench --output bench/RESULTS.md
@@ -69,6 +69,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         if bad:
             parser.error(f"unknown contender(s) {bad}; choose from {', '.join(CONTENDERS)}")
     args.contenders = contenders
+    args.repeats_given = args.repeats is not None
     if args.repeats is None:
         args.repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
     if args.repeats < 1:
@@ -95,6 +96,8 @@ class _Progress:
             shown = value if isinstance(value, str) else f"{value:,.{self.metric.digits}f}"
         else:
             shown = "FAILED"
+        if run.shm_left:
+            shown += f" [{len(run.shm_left)} segment(s) left in /dev/shm]"
         print(f" {name} {shown} ({run.seconds:.1f} s);", end="", flush=True)
 
     def done(self) -> None:
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
     machine = _machine.machine_facts(ROOT)
+    src_before = _machine.src_state(ROOT)
     print(f"workerbridge benchmarks, {date}")
     for key, value in machine.items():
         print(f"  {key}: {value}")
@@ -125,15 +129,23 @@ def main(argv: list[str] | None = None) -> int:
         workload = WORKLOADS[name]
         params = workload.quick if args.quick else workload.full
         contenders = _with_variants(args.contenders, workload.variants)
-        runs = f"{args.repeats} repeat(s) x {len(contenders)} contenders"
+        if workload.subject_only:
+            contenders = tuple(c for c in contenders if is_subject(c))
+        if not contenders:
+            print(f"\n.. {workload.title}: skipped (workerbridge only)")
+            continue
+        repeats = args.repeats
+        if workload.repeats and not (args.repeats_given or args.quick):
+            repeats = min(repeats, workload.repeats)
+        runs = f"{repeats} repeat(s) x {len(contenders)} contenders"
         print(f"\n.. {workload.title}: {runs}")
         load = os.getloadavg()[0]
-        progress = _Progress(name, args.repeats)
+        progress = _Progress(name, repeats)
         outcomes = run_workload(
             name,
             params,
             contenders,
-            args.repeats,
+            repeats,
             workload.timeout,
             ROOT,
             progress,
@@ -141,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         progress.done()
         section = build_section(workload, params, outcomes)
+        for limit in limits:
+            if limit.name == workload.limit:
+                section.notes.append(
+                    f"this machine's {limit.name} (Physical limits, measured at the start "
+                    f"of this run): {limit.value:,.2f} {limit.unit}"
+                )
+        if repeats != args.repeats:
+            section.notes.append(
+                f"{repeats} repeats per contender here (a run takes long), not {args.repeats}"
+            )
         section.notes.append(
             f"load average (1 min) before / after this workload: "
             f"{load:.2f} / {os.getloadavg()[0]:.2f}"
@@ -154,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
     print(f"\ntotal {elapsed / 60:.1f} min")
+    # Every child imports workerbridge afresh: an edit of src/ during the run mixes versions.
+    changed = _machine.src_state(ROOT) != src_before
+    revision_after = _machine.machine_facts(ROOT)["workerbridge commit"]
+    if changed:
+        print(f"warning: workerbridge's src/ changed during the run (now {revision_after})")
 
     if args.output:
         command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -164,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": f"{args.repeats} per contender and workload (median shown)",
             "load average (1 min) before / after": f"{load_before[0]:.2f} / {load_after[0]:.2f}",
         }
+        if changed:
+            title["workerbridge's src/ changed during the run"] = (
+                f"{machine['workerbridge commit']} at the start, {revision_after} at the end; "
+                "later workloads may have run the newer code"
+            )
         method = _method_notes(args)
         text = render_markdown(
             title_facts=title, machine=machine, limits=limits, sections=sections, method=method
@@ -173,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report written to {args.output}")
 
     failed = any(is_subject(row[0]) and "failed" in row for s in sections for row in s.table.rows)
-    return 1 if failed else 0
+    shm_left = [n for s in sections for n in s.shm_left]
+    if shm_left:
+        print(f"\nworkerbridge left {len(shm_left)} shared-memory segment(s) in /dev/shm")
+    return 1 if failed or shm_left else 0
 
 
 def _in_words(run: Run, key: str) -> bool:
@@ -197,6 +232,10 @@ def _method_notes(args: argparse.Namespace) -> list[str]:
         f"{' / '.join(methods)} for all. loky is a fresh `loky.ProcessPoolExecutor` per run "
         "(`get_reusable_executor` would reuse a cached pool); mpire uses `keep_alive=True` "
         "and `apply_async` for single tasks; pebble uses `submit` and `map(...).result()`.",
+        "Rows `workerbridge bytearray`, `workerbridge numpy` and `workerbridge transfer()` are "
+        "the default pool sent another kind of data (a `bytearray`, a 1-d `uint8` numpy "
+        "array, SharedBuffers moved with `transfer()`) where the peers are sent `bytes`. "
+        "Workloads on a feature only workerbridge has (`transfer()`) run it alone.",
         "Every measurement runs in a fresh interpreter (`python -m bench._child`), started "
         "in its own session; for each repeat every contender runs once, the order rotated by "
         "one place per repeat. Pools are started and warmed up before the clock (except in "
@@ -207,11 +246,17 @@ def _method_notes(args: argparse.Namespace) -> list[str]:
         "configurations, such as `workerbridge kill_grace=0.05`).",
         "A run that passes its timeout is killed with its process group and the contender is "
         "reported as failed for that workload; processes still alive in the group after a "
-        "run are killed and reported as left behind.",
+        "run are killed and reported as left behind. Then workerbridge's shared-memory "
+        "segments (`/dev/shm/wb-<pid>-...`) of the child and of the workers it knew of, if "
+        "still there, are reported in the workload's notes and removed.",
+        "Workloads whose single run takes seconds (the data workloads) use fewer repeats "
+        "than the others when `--repeats` is not given; their sections say so.",
         "Task functions come from `bench/_tasks.py` (standard library only), so no "
         "contender's worker has to import workerbridge; they match "
         "`workerbridge.testing.tasks` except that `hash_chunks` repeats 4 KiB of random "
-        "bytes into its block (`os.urandom` of 8 MiB costs as much as hashing it).",
+        "bytes into its block (`os.urandom` of 8 MiB costs as much as hashing it). The two "
+        "that take a SharedBuffer (`sha256_shared`, `touch_shared`) import workerbridge "
+        "inside, and only workerbridge runs them. Data is 4 KiB of random bytes repeated.",
         "Failure workloads (crash, timeout): a wait that can fail is guarded (a few seconds) "
         "and its outcome is then a word instead of a time: `hangs` (nothing came back), "
         "`broken` (the pool refuses or fails later tasks), `n/a` (no such feature). A "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["Limit", "machine_facts", "measure_limits"]
+__all__ = ["Limit", "machine_facts", "measure_limits", "src_state"]
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -67,6 +67,28 @@ def _git_revision(root: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{rev} (src/ modified)" if dirty else rev
+
+
+def src_state(root: Path) -> str:
+    """What the children import: the tree of ``src/`` at HEAD and any uncommitted edit of
+    it (a commit elsewhere, such as a README change, leaves it as it was)."""
+    try:
+        tree = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD:src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        diff = subprocess.run(
+            ["git", "-C", str(root), "diff", "HEAD", "--", "src"],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{tree} {hashlib.sha1(diff).hexdigest()}"
 
 
 def machine_facts(root: Path) -> dict[str, str]:

@@ -13,6 +13,11 @@ nothing yet), and ``terminate`` stops the pool without waiting for lost tasks.
 
 Each library is imported in ``load()``, before anything is timed, so that import time is
 never charged to a pool start and a child process only loads the library it measures.
+
+``payload`` tells the data workloads what to send (``bytes``, or for a configuration of
+workerbridge a ``bytearray``, a numpy array or SharedBuffers moved with ``transfer()``);
+``pids`` collects workerbridge's worker pids (read before closing, never timed) so that the
+runner can look for shared-memory segments they left behind.
 """
 
 from __future__ import annotations
@@ -84,6 +89,14 @@ class Adapter:
     name = ""
     start_method = START_METHOD
     task_timeout = False  # has a per-task timeout that stops the task
+    # What the data workloads send: "bytes" for everyone; a configuration of workerbridge
+    # may send a "bytearray", a "numpy" array, or SharedBuffers moved with "transfer".
+    payload = "bytes"
+
+    def __init__(self) -> None:
+        # Processes that may have made shared-memory segments (``wb-<pid>-...``): the
+        # runner looks for segments of theirs left in /dev/shm after the run.
+        self.pids: set[int] = set()
 
     def load(self) -> None:
         """Import the library (not timed)."""
@@ -150,6 +163,7 @@ class WorkerBridge(Adapter):
         return list(self.pool.map(fn, items, chunksize=chunksize))
 
     def close(self) -> None:
+        self._note_pids()
         self.pool.close()
 
     def submit(self, fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
@@ -159,7 +173,15 @@ class WorkerBridge(Adapter):
         return _wait_future(pending, guard)
 
     def terminate(self) -> None:
+        self._note_pids()
         self.pool.terminate()
+
+    def _note_pids(self) -> None:
+        """Remember the workers' pids (never timed: called before closing)."""
+        try:
+            self.pids.update(w.pid for w in self.pool.stats().workers if w.pid)
+        except Exception:  # a broken or closed pool: the parent's segments still count
+            pass
 
 
 class WorkerBridgeQuickKill(WorkerBridge):
@@ -168,6 +190,28 @@ class WorkerBridgeQuickKill(WorkerBridge):
 
     name = f"{SUBJECT} kill_grace=0.05"
     options = {"kill_grace": 0.05}  # noqa: RUF012 - read only
+
+
+class WorkerBridgeBytearray(WorkerBridge):
+    """The default pool, sent a ``bytearray`` instead of ``bytes`` (data workloads)."""
+
+    name = f"{SUBJECT} bytearray"
+    payload = "bytearray"
+
+
+class WorkerBridgeNumpy(WorkerBridge):
+    """The default pool, sent a 1-d ``uint8`` numpy array instead of ``bytes``."""
+
+    name = f"{SUBJECT} numpy"
+    payload = "numpy"
+
+
+class WorkerBridgeTransfer(WorkerBridge):
+    """The default pool, sent ``SharedBuffer``s allocated once and moved with
+    ``transfer()`` (each task moves its buffer back)."""
+
+    name = f"{SUBJECT} transfer()"
+    payload = "transfer"
 
 
 class _Executor(Adapter):
@@ -353,7 +397,15 @@ _ADAPTERS: dict[str, type[Adapter]] = {
 CONTENDERS: tuple[str, ...] = tuple(_ADAPTERS)
 PEERS: tuple[str, ...] = tuple(name for name in CONTENDERS if not is_subject(name))
 # Other configurations of workerbridge, run only by the workloads that name them.
-VARIANTS: dict[str, type[Adapter]] = {cls.name: cls for cls in (WorkerBridgeQuickKill,)}
+VARIANTS: dict[str, type[Adapter]] = {
+    cls.name: cls
+    for cls in (
+        WorkerBridgeQuickKill,
+        WorkerBridgeBytearray,
+        WorkerBridgeNumpy,
+        WorkerBridgeTransfer,
+    )
+}
 _ADAPTERS.update(VARIANTS)
 START_METHODS: dict[str, str] = {name: cls.start_method for name, cls in _ADAPTERS.items()}
 

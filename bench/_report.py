@@ -104,6 +104,7 @@ class Section:
     table: Table
     goals: list[GoalResult]
     notes: list[str] = field(default_factory=list)
+    shm_left: list[str] = field(default_factory=list)  # segments any contender left behind
 
 
 def fmt(value: float | None, metric: Metric) -> str:
@@ -180,6 +181,13 @@ def build_section(
         row.append(str(ok_runs) if failure is None else f"{ok_runs}/{len(outcome.runs)}")
         if outcome.leaked:
             notes.append(f"{name}: {outcome.leaked} process(es) left behind after close, killed")
+        if outcome.shm_left:
+            left = outcome.shm_left
+            shown = ", ".join(left[:3]) + (", ..." if len(left) > 3 else "")
+            notes.append(
+                f"{name}: {len(left)} shared-memory segment(s) left in /dev/shm after its "
+                f"processes ended ({shown}); removed by the benchmark"
+            )
         rows.append(row)
 
     goals = []
@@ -225,7 +233,8 @@ def build_section(
         ratio = None if own is None else own / ref[1]
         detail = f"({fmt(own, metric)} vs {ref[0]} {fmt(ref[1], metric)})"
         goals.append(GoalResult(workload.name, goal, label, ratio, detail))
-    return Section(workload, params, Table(headers, rows, align), goals, notes)
+    shm_left = [n for name in names for n in outcomes[name].shm_left]
+    return Section(workload, params, Table(headers, rows, align), goals, notes, shm_left)
 
 
 def render_text(section: Section) -> str:

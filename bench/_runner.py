@@ -8,6 +8,8 @@ contenders. Each run is a fresh interpreter in its own session:
   (its pool's workers and forkserver included) and the contender is marked failed;
 - after each child ends, processes it left behind in its group are given a short grace
   period, then killed and counted as leaked;
+- then workerbridge's shared-memory segments (``/dev/shm/wb-<pid>-...``) made by the child
+  or its workers and still there are listed and removed;
 - a contender that failed once is not run again in that workload;
 - nor is one whose run ended in an outcome rather than a time (``is_final``: the pool broke,
   the result never came, the library has no such feature), which does not vary by repeat.
@@ -36,6 +38,8 @@ from ._child import MARKER
 __all__ = ["Outcome", "Run", "run_workload"]
 
 LEAK_GRACE = 2.0  # seconds a child's leftovers get to exit by themselves
+SHM_DIR = "/dev/shm"
+SHM_PREFIX = "wb-"  # workerbridge names its segments wb-<creator pid>-...
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Run:
     error: str
     seconds: float
     leaked: int
+    shm_left: list[str] = field(default_factory=list)  # segments left in /dev/shm, removed
 
 
 @dataclass
@@ -63,6 +68,10 @@ class Outcome:
     @property
     def leaked(self) -> int:
         return sum(run.leaked for run in self.runs)
+
+    @property
+    def shm_left(self) -> list[str]:
+        return [name for run in self.runs for name in run.shm_left]
 
     def values(self, key: str) -> list[float]:
         """The numbers measured for ``key`` (outcomes in words left out)."""
@@ -125,6 +134,21 @@ def _reap_group(pgid: int) -> int:
     return len(members)
 
 
+def _shm_left(pids: Sequence[int]) -> list[str]:
+    """workerbridge's segments (``wb-<creator pid>-...``) that processes ``pids``, all gone
+    now, left in /dev/shm; they are removed (the run's own, so nothing else's is touched:
+    other programs on the machine may use workerbridge at the same time)."""
+    prefixes = tuple(f"{SHM_PREFIX}{pid}-" for pid in pids)
+    try:
+        names = sorted(n for n in os.listdir(SHM_DIR) if n.startswith(prefixes))
+    except OSError:
+        return []
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(SHM_DIR, name))
+    return names
+
+
 def _last_line(data: bytes) -> str:
     lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
     return lines[-1].strip()[:200] if lines else ""
@@ -166,16 +190,21 @@ def run_child(
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    if timed_out:
-        return Run(False, {}, f"timed out after {timeout:g} s", seconds, leaked)
+    result = None
     for line in reversed(stdout.decode(errors="replace").splitlines()):
         if line.startswith(MARKER):
             result = json.loads(line[len(MARKER) :])
-            if result["ok"]:
-                return Run(True, result["metrics"], "", seconds, leaked)
-            return Run(False, {}, result["error"], seconds, leaked)
+            break
+    # The pids the child reported (itself and its workers), else at least the child's own.
+    shm_left = _shm_left(result.get("pids", [proc.pid]) if result else [proc.pid])
+    if timed_out:
+        return Run(False, {}, f"timed out after {timeout:g} s", seconds, leaked, shm_left)
+    if result is not None:
+        if result["ok"]:
+            return Run(True, result["metrics"], "", seconds, leaked, shm_left)
+        return Run(False, {}, result["error"], seconds, leaked, shm_left)
     reason = _last_line(stderr) or f"exit code {proc.returncode}"
-    return Run(False, {}, f"no result ({reason})", seconds, leaked)
+    return Run(False, {}, f"no result ({reason})", seconds, leaked, shm_left)
 
 
 def run_workload(

@@ -12,6 +12,7 @@ refuses or fails every later task), ``"hangs"`` (nothing came back within the gu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
 import tempfile
@@ -81,6 +82,11 @@ class Workload:
     reference: str = ""  # best peer measured before the first line of workerbridge (DESIGN §7)
     notes: tuple[str, ...] = field(default=())
     variants: tuple[str, ...] = ()  # configurations of workerbridge run beside it (_peers.VARIANTS)
+    subject_only: bool = False  # a feature only workerbridge has: the peers are not run
+    # Runs per contender when ``--repeats`` is not given, if fewer than the default (a
+    # workload whose single run is long); ``--quick`` still uses its own smaller number.
+    repeats: int | None = None
+    limit: str = ""  # a physical limit (``_machine``) quoted beside the results, if measured
 
 
 def _elapsed(fn: Callable[[], object]) -> float:
@@ -171,6 +177,180 @@ def measure_sha256(adapter: Adapter, params: dict[str, Any]) -> dict[str, float]
     return result
 
 
+# ---------------------------------------------------------------------------- large data
+def _data(kind: str, nbytes: int) -> Any:
+    """``nbytes`` of data as ``kind``: 4 KiB of random bytes repeated (cheap to build; the
+    transports do not compress, so the content does not matter beyond being checkable)."""
+    data = os.urandom(4096) * (nbytes // 4096)
+    if kind == "bytes":
+        return data
+    if kind == "bytearray":
+        return bytearray(data)
+    if kind == "numpy":
+        import numpy
+
+        return numpy.frombuffer(data, dtype=numpy.uint8).copy()
+    raise ValueError(f"no data of kind {kind!r} here")
+
+
+def _check_echo(back: Any, sent: Any) -> None:
+    """``back`` is ``sent`` sent back: same type and size, same first, middle and last
+    pages (comparing all 64 MiB would take longer than some round trips)."""
+    if type(back) is not type(sent) or len(back) != len(sent):
+        raise RuntimeError(
+            f"echo returned {type(back).__name__} of {len(back)}, sent "
+            f"{type(sent).__name__} of {len(sent)}"
+        )
+    a, b = memoryview(back).cast("B"), memoryview(sent).cast("B")
+    for at in (0, len(b) // 2, len(b) - 4096):
+        if a[at : at + 4096] != b[at : at + 4096]:
+            raise RuntimeError(f"echo returned different bytes at offset {at}")
+
+
+def _round_trips(adapter: Adapter, fn: Callable[[Any], Any], params: dict[str, Any]) -> float:
+    """The median of ``calls`` timed calls ``fn(data)`` on a warm pool, each checked."""
+    nbytes = params["bytes"]
+    data = _data(adapter.payload, nbytes)
+    check: Callable[[Any], None]
+    if fn is _tasks.length:
+
+        def check(got: Any) -> None:
+            if got != nbytes:
+                raise RuntimeError(f"length returned {got!r}, sent {nbytes}")
+
+    else:
+
+        def check(got: Any) -> None:
+            _check_echo(got, data)
+
+    adapter.start(WORKERS)
+    try:
+        call = adapter.call
+        for _ in range(params["warmup"]):
+            check(call(fn, data))
+        samples = []
+        for _ in range(params["calls"]):
+            t0 = time.perf_counter()
+            got = call(fn, data)
+            samples.append(time.perf_counter() - t0)
+            check(got)
+            del got
+    finally:
+        adapter.close()
+    return statistics.median(samples)
+
+
+def measure_oneway(adapter: Adapter, params: dict[str, Any]) -> dict[str, float]:
+    """``length(data)``: the data crosses once, an int comes back."""
+    seconds = _round_trips(adapter, _tasks.length, params)
+    return {"mibs": params["bytes"] / MiB / seconds, "ms": seconds * 1e3}
+
+
+def measure_echo(adapter: Adapter, params: dict[str, Any]) -> dict[str, float]:
+    """``echo(data)``: the data crosses both ways."""
+    seconds = _round_trips(adapter, _tasks.echo, params)
+    return {"mibs": params["bytes"] / MiB / seconds, "ms": seconds * 1e3}
+
+
+TRANSFER_SIZES = (1 * MiB, 64 * MiB, 256 * MiB)
+
+
+def measure_transfer(adapter: Adapter, params: dict[str, Any]) -> dict[str, float]:
+    """For each size, one ``SharedBuffer`` moved to a task and back ``calls`` times (after
+    ``warmup``): the ``submit(touch_shared, transfer(buf))`` call alone, and submit ->
+    ``result()`` giving the same object back, with the byte the task wrote."""
+    from workerbridge import transfer
+
+    metrics: dict[str, float] = {}
+    adapter.start(WORKERS)
+    try:
+        pool = adapter.pool  # type: ignore[attr-defined]
+        fn, clock = _tasks.touch_shared, time.perf_counter
+        for size in TRANSFER_SIZES:
+            buf = pool.alloc(size)
+            try:
+                for _ in range(params["warmup"]):
+                    if pool.submit(fn, transfer(buf)).result() is not buf:
+                        raise RuntimeError("transfer(): another object came back")
+                submits, trips = [], []
+                for _ in range(params["calls"]):
+                    t0 = clock()
+                    handle = pool.submit(fn, transfer(buf))
+                    t1 = clock()
+                    back = handle.result()
+                    t2 = clock()
+                    submits.append(t1 - t0)
+                    trips.append(t2 - t0)
+                    if back is not buf:
+                        raise RuntimeError("transfer(): another object came back")
+                    del back
+                expected = (params["warmup"] + params["calls"]) & 0xFF
+                if buf.view[0] != expected:
+                    raise RuntimeError(
+                        f"transfer(): the tasks' writes are not seen ({buf.view[0]} != "
+                        f"{expected}): the buffer was copied"
+                    )
+            finally:
+                buf.release()
+            mib = size // MiB
+            metrics[f"submit_us_{mib}"] = statistics.median(submits) * 1e6
+            metrics[f"trip_us_{mib}"] = statistics.median(trips) * 1e6
+    finally:
+        adapter.close()
+    return metrics
+
+
+def measure_sha256_sent(adapter: Adapter, params: dict[str, Any]) -> dict[str, float]:
+    """sha256 of ``total_bytes`` held by the parent in ``chunk_bytes`` chunks, one task per
+    chunk, all submitted then all awaited, on a 1-worker and a 2-worker pool (order
+    alternates by repeat). The ``transfer`` payload moves SharedBuffers filled once."""
+    total, chunk = params["total_bytes"], params["chunk_bytes"]
+    count = total // chunk
+    chunks = [_data("bytes", chunk) for _ in range(count)]
+    first = hashlib.sha256(chunks[0]).hexdigest()
+    shared = adapter.payload == "transfer"
+    if shared:
+        from workerbridge import SharedBuffer, transfer
+
+        buffers = []
+        for data in chunks:
+            buf = SharedBuffer(chunk)  # what pool.alloc(chunk) returns
+            buf.view[:] = data
+            buffers.append(buf)
+        chunks = []
+    result: dict[str, float] = {}
+    seen: list[str] | None = None
+    order = (1, 2) if params.get("repeat", 0) % 2 == 0 else (2, 1)
+    for workers in order:
+        adapter.start(workers)
+        try:
+            # Warm: one chunk per worker (the pool's first data, outside the clock).
+            if shared:
+                warm = adapter.submit_all(
+                    _tasks.sha256_shared, [(transfer(b),) for b in buffers[:workers]]
+                )
+                del warm
+                t0 = time.perf_counter()
+                out = adapter.submit_all(_tasks.sha256_shared, [(transfer(b),) for b in buffers])
+                seconds = time.perf_counter() - t0
+                if any(back is not buf for (_, back), buf in zip(out, buffers, strict=True)):
+                    raise RuntimeError("sha256_shared: another object came back")
+                digests = [digest for digest, _ in out]
+                del out
+            else:
+                adapter.submit_all(_tasks.sha256_hex, [(c,) for c in chunks[:workers]])
+                t0 = time.perf_counter()
+                digests = adapter.submit_all(_tasks.sha256_hex, [(c,) for c in chunks])
+                seconds = time.perf_counter() - t0
+        finally:
+            adapter.close()
+        if len(digests) != count or digests[0] != first or (seen and digests != seen):
+            raise RuntimeError("sha256 of the chunks came back wrong")
+        seen = digests
+        result[f"gibs_{workers}"] = total / GiB / seconds
+    return result
+
+
 # ---------------------------------------------------------------------------- failures
 BROKEN, HANGS, NA = "broken", "hangs", "n/a"
 
@@ -257,6 +437,18 @@ def measure_timeout(adapter: Adapter, params: dict[str, Any]) -> dict[str, float
     finally:
         adapter.terminate()
     return metrics
+
+
+def _default_kill_grace() -> str:
+    """``WorkerPool``'s default ``kill_grace``, read from the installed workerbridge."""
+    try:
+        import inspect
+
+        from workerbridge import WorkerPool
+
+        return f"{inspect.signature(WorkerPool).parameters['kill_grace'].default:g}"
+    except Exception:
+        return "?"
 
 
 def _mib(n: int) -> str:
@@ -360,9 +552,118 @@ WORKLOADS: dict[str, Workload] = {
             ),
             notes=(
                 "DESIGN §7's sha256 goal (>= 3.3 GiB/s on 2 workers) is for 512 MiB sent from "
-                "the parent, a data-transfer workload; this one keeps the data in the workers "
-                "and measures how CPU-bound work scales",
+                "the parent, a data-transfer workload (`sha256_sent`); this one keeps the data "
+                "in the workers and measures how CPU-bound work scales",
             ),
+        ),
+        Workload(
+            name="oneway64",
+            title="64 MiB one way",
+            measure=measure_oneway,
+            full={"bytes": 64 * MiB, "warmup": 1, "calls": 3},
+            quick={"bytes": 64 * MiB, "warmup": 1, "calls": 2},
+            metrics=(
+                Metric("mibs", "MiB/s", higher_is_better=True, digits=0),
+                Metric("ms", "round trip ms", higher_is_better=False, ratio=False),
+            ),
+            goals=(Goal("mibs", ">=", 10.0),),
+            timeout=60.0,
+            describe=lambda p: (
+                f"a warm {WORKERS}-worker pool; `length(data)` with `data` a "
+                f"{_mib(p['bytes'])} `bytes`, {p['calls']} calls after {p['warmup']} "
+                "warm-up call(s), each waited for; MiB/s = "
+                f"{_mib(p['bytes'])} / the median round trip of the calls"
+            ),
+            reference="pebble 444 MiB/s",
+            repeats=5,
+        ),
+        Workload(
+            name="echo64",
+            title="64 MiB both ways",
+            measure=measure_echo,
+            full={"bytes": 64 * MiB, "warmup": 1, "calls": 2},
+            quick={"bytes": 64 * MiB, "warmup": 1, "calls": 2},
+            metrics=(
+                Metric("mibs", "MiB/s", higher_is_better=True, digits=0),
+                Metric("ms", "round trip ms", higher_is_better=False, ratio=False),
+            ),
+            goals=(Goal("mibs", ">=", 10.0),),
+            timeout=60.0,
+            describe=lambda p: (
+                f"a warm {WORKERS}-worker pool; `echo(data)` returns its {_mib(p['bytes'])} "
+                f"argument, {p['calls']} calls after {p['warmup']} warm-up call(s); MiB/s = "
+                f"{_mib(p['bytes'])} / the median round trip (the data crosses twice). "
+                "`data` is `bytes`; workerbridge also sends a `bytearray` and a 1-d `uint8` "
+                "numpy array of the same size (informational rows)"
+            ),
+            reference="loky 223 MiB/s",
+            repeats=5,
+            variants=(f"{SUBJECT} bytearray", f"{SUBJECT} numpy"),
+        ),
+        Workload(
+            name="transfer",
+            title="transfer() of a SharedBuffer: 1, 64, 256 MiB",
+            measure=measure_transfer,
+            full={"warmup": 3, "calls": 30},
+            quick={"warmup": 2, "calls": 10},
+            metrics=tuple(
+                Metric(
+                    f"{key}_{size // MiB}", f"{label} µs {_mib(size)}", False, digits=0, ratio=False
+                )
+                for key, label in (("submit_us", "submit"), ("trip_us", "round trip"))
+                for size in TRANSFER_SIZES
+            ),
+            goals=tuple(
+                Goal(f"submit_us_{size // MiB}", "<=", 1000, against=None)
+                for size in TRANSFER_SIZES
+            ),
+            timeout=60.0,
+            describe=lambda p: (
+                f"workerbridge only: a warm {WORKERS}-worker pool; for each size `buf = "
+                "pool.alloc(size)`, then `pool.submit(touch_shared, transfer(buf))` "
+                f"{p['calls']} times after {p['warmup']} warm-up calls; the task adds 1 to "
+                "the buffer's first byte and returns `transfer(buf)`. submit = that call "
+                "alone (the hand-over); round trip = until `result()` gives `buf` back. "
+                "Medians of the calls; afterwards the first byte must show every task's "
+                "write (no copy was made)"
+            ),
+            notes=("the peers have no way to move a buffer without copying it: not run",),
+            subject_only=True,
+        ),
+        Workload(
+            name="sha256_sent",
+            title="sha256 over data sent from the parent, 1 and 2 workers",
+            measure=measure_sha256_sent,
+            full={"total_bytes": 512 * MiB, "chunk_bytes": 8 * MiB},
+            quick={"total_bytes": 128 * MiB, "chunk_bytes": 8 * MiB},
+            metrics=(
+                Metric("gibs_1", "1 worker GiB/s", higher_is_better=True, digits=2, ratio=False),
+                Metric("gibs_2", "2 workers GiB/s", higher_is_better=True, digits=2),
+            ),
+            goals=(
+                Goal("gibs_2", ">=", 3.3, against=None),
+                Goal("gibs_2", ">=", 3.3, against=None, contender=f"{SUBJECT} transfer()"),
+            ),
+            timeout=120.0,
+            describe=lambda p: (
+                f"the parent holds {_mib(p['total_bytes'])} as "
+                f"{p['total_bytes'] // p['chunk_bytes']} `bytes` chunks of "
+                f"{_mib(p['chunk_bytes'])} (built before the clock) and submits one task "
+                "per chunk, `sha256_hex(chunk)`, then waits for all the digests; on a "
+                "1-worker and a 2-worker pool, each warmed with one chunk per worker. "
+                "`workerbridge transfer()` instead fills one SharedBuffer per chunk once and "
+                "submits `sha256_shared(transfer(buf))`, which returns the digest and "
+                "`transfer(buf)`"
+            ),
+            reference="mpire 1.17 GiB/s (DESIGN's two-core limit 3.72)",
+            notes=(
+                "the goal, 3.3 GiB/s, is 90% of the two-core hashlib limit (3.72 GiB/s) of "
+                "the machine DESIGN §7 was measured on; this machine's is `sha256, 2-core "
+                "limit` under Physical limits",
+            ),
+            variants=(f"{SUBJECT} transfer()",),
+            repeats=3,
+            limit="sha256, 2-core limit",
         ),
         Workload(
             name="crash",
@@ -423,9 +724,10 @@ WORKLOADS: dict[str, Workload] = {
                 "caller's error; answering = submit -> the result of a `getpid` submitted "
                 "right after the error, which only a replacement worker (or the same worker, "
                 "freed) can run. `answered by` compares its pid with the worker's before. "
-                "workerbridge runs with its default `kill_grace=1.0` (it raises "
-                "TaskTimeoutError at expiry and kills the worker 1 s later if the task "
-                "ignores its cancel flag, as `time.sleep` does) and with `kill_grace=0.05`"
+                f"workerbridge runs with its default `kill_grace={_default_kill_grace()}` "
+                "(it raises TaskTimeoutError at expiry and kills the worker that long after "
+                "if the task ignores its cancel flag, as `time.sleep` does) and with "
+                "`kill_grace=0.05`"
             ),
             reference="pebble 1.10 s / 1.13 s",
             notes=(
