@@ -30,7 +30,8 @@ import atexit
 import enum
 import os
 import threading
-from typing import final
+import weakref
+from typing import Any, Self, final
 
 import atomicshm
 
@@ -38,7 +39,7 @@ from .._exceptions import SharedMemoryError
 from .._transport import _shm
 from ._atomic import SLOT_SIZE, Int64Slot
 
-__all__ = ["SIZE", "Block", "Kind"]
+__all__ = ["SIZE", "Block", "Kind", "SharedObject"]
 
 #: Bytes per block: the header and six slots, one cache line. The kernel rounds the mapping
 #: up to a page anyway; a larger block would only make ``fallocate`` reserve more.
@@ -251,3 +252,37 @@ def _close_attached() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SharedObject:
+    """What the shared-state classes have in common: one block, owned by the creator's
+    object (``_finalizer`` releases it), borrowed by every copy made by unpickling."""
+
+    __slots__ = ()
+    _block: Block
+    _finalizer: weakref.finalize[[], Any] | None
+
+    @property
+    def name(self) -> str:
+        """The name of the shared-memory segment (``wb-<creator pid>-...``)."""
+        return self._block.name
+
+    @property
+    def closed(self) -> bool:
+        """True once the creator has released it."""
+        return self._block.is_released()
+
+    def close(self) -> None:
+        """Release the shared memory if this is the creator's object (idempotent).
+
+        Every copy, in every process, raises ``SharedMemoryError`` from then on. On a copy
+        received in a task this does nothing: only the creator releases.
+        """
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

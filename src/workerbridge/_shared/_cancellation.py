@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, final
 
 from .._exceptions import SharedMemoryError, TaskCancelledError
-from ._block import Block, Kind
+from ._block import Block, Kind, SharedObject
 
 __all__ = ["AbortSignal", "SharedCancellation", "create_cancellation_token"]
 
@@ -19,7 +19,7 @@ _log = logging.getLogger("workerbridge")
 
 
 @final
-class SharedCancellation:
+class SharedCancellation(SharedObject):
     """A cancel flag in shared memory: set it anywhere, see it everywhere.
 
     ``cancel()`` sets the flag; ``cancelled`` reads it. Pass the token to tasks as an
@@ -89,30 +89,6 @@ class SharedCancellation:
     def to_abort_signal(self) -> AbortSignal:
         """The seed's ``AbortSignal`` for this token: pass it as ``signal=``."""
         return AbortSignal(self)
-
-    # ------------------------------------------------------------------ lifetime
-
-    @property
-    def name(self) -> str:
-        """The name of the shared-memory segment (``wb-<creator pid>-cnl-...``)."""
-        return self._block.name
-
-    @property
-    def closed(self) -> bool:
-        """True once the creator has released it."""
-        return self._block.is_released()
-
-    def close(self) -> None:
-        """Release the shared memory if this is the creator's object (idempotent); on a
-        copy received in a task, do nothing. Callbacks that have not run never will."""
-        if self._finalizer is not None:
-            self._finalizer()
-
-    def __enter__(self) -> SharedCancellation:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         try:

@@ -8,13 +8,13 @@ from typing import final
 
 from .._exceptions import SharedMemoryError
 from ._atomic import check_int64
-from ._block import Block, Kind
+from ._block import Block, Kind, SharedObject
 
 __all__ = ["SharedCounter"]
 
 
 @final
-class SharedCounter:
+class SharedCounter(SharedObject):
     """A signed 64-bit integer in shared memory, updated with hardware atomic instructions.
 
     Create it in the parent and pass it to tasks as an argument: it pickles as the name of its
@@ -103,33 +103,6 @@ class SharedCounter:
         desired = check_int64(desired, "desired")
         self._block.check()
         return self._value.compare_exchange(expected, desired)
-
-    # ------------------------------------------------------------------ lifetime
-
-    @property
-    def name(self) -> str:
-        """The name of the shared-memory segment (``wb-<creator pid>-ctr-...``)."""
-        return self._block.name
-
-    @property
-    def closed(self) -> bool:
-        """True once the creator has released the counter."""
-        return self._block.is_released()
-
-    def close(self) -> None:
-        """Release the shared memory if this is the creator's object (idempotent).
-
-        Every copy, in every process, raises ``SharedMemoryError`` from then on. On a copy
-        received in a task this does nothing: only the creator releases.
-        """
-        if self._finalizer is not None:
-            self._finalizer()
-
-    def __enter__(self) -> SharedCounter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         try:

@@ -9,7 +9,7 @@ from typing import final
 
 from .._exceptions import SharedMemoryError, ValidationError
 from ._atomic import check_int64
-from ._block import Block, Kind
+from ._block import Block, Kind, SharedObject
 
 __all__ = ["SharedProgress", "create_progress_tracker"]
 
@@ -18,7 +18,7 @@ _SCALE = 100 * 100
 
 
 @final
-class SharedProgress:
+class SharedProgress(SharedObject):
     """Progress of ``total`` units of work, in shared memory.
 
     Workers ``update`` or ``advance`` it; the parent (or any process holding a copy) reads
@@ -132,30 +132,6 @@ class SharedProgress:
     def done(self) -> bool:
         """Whether ``current`` has reached ``total``."""
         return self.current >= self._total
-
-    # ------------------------------------------------------------------ lifetime
-
-    @property
-    def name(self) -> str:
-        """The name of the shared-memory segment (``wb-<creator pid>-prg-...``)."""
-        return self._block.name
-
-    @property
-    def closed(self) -> bool:
-        """True once the creator has released it."""
-        return self._block.is_released()
-
-    def close(self) -> None:
-        """Release the shared memory if this is the creator's object (idempotent); on a
-        copy received in a task, do nothing."""
-        if self._finalizer is not None:
-            self._finalizer()
-
-    def __enter__(self) -> SharedProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         try:
