@@ -42,7 +42,9 @@ def test_warm_arena_creates_no_segments(
     # Two size classes (1 MiB and 4 MiB blocks), as arguments and as results.
     small_round = _calls(pool, [make("bytes", MIB - 1, 1), make("float64", MIB - 8, 2)])
     large_round = _calls(pool, [make("float64", 3 * MIB, 3), make("bytes", 3 * MIB, 4)])
-    for _ in range(3):
+    # Warm-up long enough to see the most blocks ever in use at once (a round's blocks
+    # can still be in use while the next round starts on a loaded machine).
+    for _ in range(10):
         small_round()
         large_round()
     warm = data_names(pids)
