@@ -47,10 +47,6 @@ class Reactor:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    @property
-    def thread(self) -> threading.Thread:
-        return self._thread
-
     def _update(self, fd: int, kind: int, handler: Handler | None) -> None:
         with self._lock:
             if handler is None:

@@ -385,26 +385,11 @@ class WorkerPool:
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {fn!r}")
         function, pickled = _encode_function(fn)
-        task = self._make_task(
-            function,
-            pickled,
-            "",
-            "",
+        return self._submit_one(
+            (function, pickled, "", ""),
             args,
-            False,
-            timeout,
-            priority,
-            deadline,
-            on_progress,
-            signal,
-            retries,
-            retry_on,
-            affinity,
+            (timeout, priority, deadline, on_progress, signal, retries, retry_on, affinity),
         )
-        self._submit([task])
-        if signal is not None:  # after submission: a signal that already fired cancels it
-            _link_signal(signal, task.handle)
-        return task.handle
 
     def call(
         self,
@@ -423,23 +408,24 @@ class WorkerPool:
     ) -> TaskHandle[Any]:
         """Run the registered channel operation ``channel.operation(*args)``; the options
         are those of ``submit``."""
-        task = self._make_task(
-            "",
-            b"",
-            channel,
-            operation,
+        return self._submit_one(
+            ("", b"", channel, operation),
             args,
-            False,
-            timeout,
-            priority,
-            deadline,
-            on_progress,
-            signal,
-            retries,
-            retry_on,
-            affinity,
+            (timeout, priority, deadline, on_progress, signal, retries, retry_on, affinity),
         )
+
+    def _submit_one(
+        self,
+        target: tuple[str, bytes, str, str],
+        args: tuple[Any, ...],
+        options: tuple[Any, ...],
+    ) -> TaskHandle[Any]:
+        """``submit`` and ``call`` alike: ``target`` is (function reference, pickled
+        function, channel, operation), ``options`` the keyword options in ``_make_task``
+        order."""
+        task = self._make_task(*target, args, False, *options)
         self._submit([task])
+        signal = options[4]
         if signal is not None:  # after submission: a signal that already fired cancels it
             _link_signal(signal, task.handle)
         return task.handle
@@ -492,13 +478,17 @@ class WorkerPool:
         buffers: tuple[ShmRef, ...] = ()
         blocks: tuple[str, ...] = ()
         shm = self._core.shm
-        with MovedBuffers() as moved:
-            if args and (
-                (shm is not None and has_large_buffer(args, shm.threshold)) or has_memoryview(args)
-            ):
-                payload, buffers, blocks = _pickle_out_of_band(args, shm, moved)
-            else:
-                payload = _pickle_args(args, moved)
+        moved: list[str] = []
+        if not args:
+            payload = _EMPTY_ARGS  # the tiny-task hot path: nothing to pickle or scan
+        else:
+            with MovedBuffers() as moved:
+                if (shm is not None and has_large_buffer(args, shm.threshold)) or has_memoryview(
+                    args
+                ):
+                    payload, buffers, blocks = _pickle_out_of_band(args, shm, moved)
+                else:
+                    payload = _pickle_args(args, moved)
         if len(payload) > self._max_message_bytes:
             self._core.free_blocks(blocks)
             restore_moved(moved, moving=False)

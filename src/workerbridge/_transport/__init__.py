@@ -8,7 +8,6 @@ from ._buffers import (
     dumps_out_of_band,
     has_large_buffer,
     has_memoryview,
-    loads_with_buffers,
 )
 from ._pipe import PIPE_SIZE, enlarge_pipe, take_fd, write_all
 from ._shared_buffer import (
@@ -38,7 +37,6 @@ __all__ = [
     "enlarge_pipe",
     "has_large_buffer",
     "has_memoryview",
-    "loads_with_buffers",
     "release_unreturned",
     "remove_orphans",
     "restore_moved",

@@ -33,7 +33,6 @@ __all__ = [
     "dumps_out_of_band",
     "has_large_buffer",
     "has_memoryview",
-    "loads_with_buffers",
 ]
 
 #: Buffers at least this large go through shared memory. Below it, copying into the pipe
@@ -142,10 +141,6 @@ def copied_on_load(buffer: pickle.PickleBuffer) -> bool:
     """Whether unpickling rebuilds this buffer as a copy (``bytes``, ``bytearray``) rather
     than as a view of it (``memoryview``, numpy arrays)."""
     return type(buffer.raw().obj) in (bytes, bytearray)
-
-
-def loads_with_buffers(data: bytes, buffers: Sequence[Any]) -> Any:
-    return pickle.loads(data, buffers=buffers)
 
 
 class BlockCache:
