@@ -255,6 +255,15 @@ def examples() -> list[Any]:
         pytest.param(wb.SerializationError("pickle"), id="SerializationError"),
         pytest.param(wb.SharedMemoryError("/dev/shm is full"), id="SharedMemoryError"),
         pytest.param(wb.ValidationError("bad value"), id="ValidationError"),
+        pytest.param(wb.OperationError("failed", task_id=3), id="OperationError"),
+        pytest.param(wb.IntegrityError("chunk 2 failed", task_id=3), id="IntegrityError"),
+        pytest.param(wb.TruncationError("no final chunk"), id="TruncationError"),
+        pytest.param(wb.NonceReuseError("nonce used before"), id="NonceReuseError"),
+        pytest.param(wb.FormatError("not gzip"), id="FormatError"),
+        pytest.param(wb.OutputLimitError("above max_output"), id="OutputLimitError"),
+        pytest.param(wb.ChecksumMismatchError("sha256 differs"), id="ChecksumMismatchError"),
+        pytest.param(wb.NetworkError("connection refused"), id="NetworkError"),
+        pytest.param(wb.HTTPStatusError("HTTP 404 Not Found", task_id=1), id="HTTPStatusError"),
         pytest.param(wb.RemoteTraceback("Traceback ...\nValueError"), id="RemoteTraceback"),
     ]
 

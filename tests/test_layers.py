@@ -4,7 +4,8 @@ Every module under ``src/workerbridge`` is parsed with ``ast`` (nothing is impor
 every ``import`` in it, at any depth and under ``TYPE_CHECKING`` too, is checked against
 its layer. Layers, lowest first::
 
-    _exceptions  <  _protocol  <  _transport  <  _shared  <  _worker  <  _backends  <  _pool  <  top
+    _exceptions  <  _protocol  <  _transport  <  _shared  <  _worker  <  _backends  <  _pool
+        <  _channels  <  _bridge  <  _cli  <  top
 
 where "top" is the package ``__init__`` and the public helpers (``testing``). A module
 may import its own layer and the layers below it.
@@ -31,6 +32,9 @@ LAYERS = [
     "_worker",
     "_backends",
     "_pool",
+    "_channels",
+    "_bridge",
+    "_cli",
     "top",
 ]
 RANK = {name: i for i, name in enumerate(LAYERS)}
@@ -198,6 +202,9 @@ def test_nothing_below_shared_state_imports_it() -> None:
         ),
         ("_worker", {"_pool", "_backends", "top"}),
         ("_backends", {"_pool", "top"}),
+        # Channels run inside workers, which must not load the pool (start-up time).
+        ("_channels", {"_backends", "_pool", "_bridge", "_cli", "top"}),
+        ("_bridge", {"_cli", "top"}),
     ],
 )
 def test_layer_does_not_import(layer: str, forbidden: set[str]) -> None:

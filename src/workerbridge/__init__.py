@@ -3,6 +3,8 @@
 The package has two tiers. Private modules hold the code, one folder per layer, imports
 only pointing down::
 
+    _bridge/     WorkerBridge and its crypto, file, compression and network bridges
+    _channels/   the bridges' work, as channel operations that run inside workers
     _pool/       WorkerPool, queue, scheduler, supervisor, handles, statistics
     _backends/   process (default), thread (fallback), inline (tests)
     _worker/     what runs inside a worker: loop, task runner, current_task(), registry
@@ -23,8 +25,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._bridge import (
+        CompressionBridge as CompressionBridge,
+        CryptoBridge as CryptoBridge,
+        FileBridge as FileBridge,
+        NetworkBridge as NetworkBridge,
+        WorkerBridge as WorkerBridge,
+    )
     from ._exceptions import (
+        ChecksumMismatchError as ChecksumMismatchError,
         DeadlineExceededError as DeadlineExceededError,
+        FormatError as FormatError,
+        HTTPStatusError as HTTPStatusError,
+        IntegrityError as IntegrityError,
+        NetworkError as NetworkError,
+        NonceReuseError as NonceReuseError,
+        OperationError as OperationError,
+        OutputLimitError as OutputLimitError,
         PoolBrokenError as PoolBrokenError,
         PoolClosedError as PoolClosedError,
         PoolError as PoolError,
@@ -37,6 +54,7 @@ if TYPE_CHECKING:
         TaskCancelledError as TaskCancelledError,
         TaskError as TaskError,
         TaskTimeoutError as TaskTimeoutError,
+        TruncationError as TruncationError,
         ValidationError as ValidationError,
         WorkerBridgeError as WorkerBridgeError,
         WorkerCrashedError as WorkerCrashedError,
@@ -70,8 +88,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbortSignal",
+    "ChecksumMismatchError",
+    "CompressionBridge",
+    "CryptoBridge",
     "DeadlineExceededError",
+    "FileBridge",
+    "FormatError",
+    "HTTPStatusError",
+    "IntegrityError",
     "MapIterator",
+    "NetworkBridge",
+    "NetworkError",
+    "NonceReuseError",
+    "OperationError",
+    "OutputLimitError",
     "Percentiles",
     "PoolBrokenError",
     "PoolClosedError",
@@ -93,7 +123,9 @@ __all__ = [
     "TaskError",
     "TaskHandle",
     "TaskTimeoutError",
+    "TruncationError",
     "ValidationError",
+    "WorkerBridge",
     "WorkerBridgeError",
     "WorkerCrashedError",
     "WorkerPool",
@@ -109,7 +141,15 @@ __all__ = [
 
 _SOURCES = {
     "._exceptions": (
+        "ChecksumMismatchError",
         "DeadlineExceededError",
+        "FormatError",
+        "HTTPStatusError",
+        "IntegrityError",
+        "NetworkError",
+        "NonceReuseError",
+        "OperationError",
+        "OutputLimitError",
         "PoolBrokenError",
         "PoolClosedError",
         "PoolError",
@@ -122,9 +162,17 @@ _SOURCES = {
         "TaskCancelledError",
         "TaskError",
         "TaskTimeoutError",
+        "TruncationError",
         "ValidationError",
         "WorkerBridgeError",
         "WorkerCrashedError",
+    ),
+    "._bridge": (
+        "CompressionBridge",
+        "CryptoBridge",
+        "FileBridge",
+        "NetworkBridge",
+        "WorkerBridge",
     ),
     "._pool": (
         "MapIterator",

@@ -10,8 +10,20 @@ WorkerBridgeError
 │   │                                 awaiting asyncio task cancelled) before it produced a result
 │   ├── WorkerCrashedError            the worker running the task died (.pid, .exitcode,
 │   │                                 .signal_name, .reason)
-│   └── DeadlineExceededError         the task's start deadline passed while it was queued;
-│                                     it never ran
+│   ├── DeadlineExceededError         the task's start deadline passed while it was queued;
+│   │                                 it never ran
+│   └── OperationError                a bridge operation failed for a reason of its own; it
+│       │                             crosses from a worker as itself (type and message)
+│       ├── IntegrityError            encrypted data failed authentication: tampered, wrong
+│       │   │                         key or AAD, chunks reordered, duplicated or spliced
+│       │   └── TruncationError       encrypted data ends before its final chunk
+│       ├── NonceReuseError           this (key, nonce) pair was used before: refused
+│       ├── FormatError               the input is not in the expected format (corrupt or
+│       │                             unknown compressed data, not an encrypted file)
+│       ├── OutputLimitError          the output would exceed max_output (decompression bomb)
+│       ├── ChecksumMismatchError     data does not match its expected digest
+│       └── NetworkError              a request failed (connection, timeout) after its retries
+│           └── HTTPStatusError       the server answered with an error status (.status_code)
 ├── PoolError                         the pool cannot take or finish the task
 │   ├── PoolClosedError               you closed or terminated the pool
 │   ├── PoolBrokenError               workers cannot be (re)started; .__cause__ is the root cause
@@ -35,7 +47,15 @@ from __future__ import annotations
 from concurrent.futures import CancelledError as _FutureCancelledError
 
 __all__ = [
+    "ChecksumMismatchError",
     "DeadlineExceededError",
+    "FormatError",
+    "HTTPStatusError",
+    "IntegrityError",
+    "NetworkError",
+    "NonceReuseError",
+    "OperationError",
+    "OutputLimitError",
     "PoolBrokenError",
     "PoolClosedError",
     "PoolError",
@@ -48,6 +68,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskError",
     "TaskTimeoutError",
+    "TruncationError",
     "ValidationError",
     "WorkerBridgeError",
     "WorkerCrashedError",
@@ -200,6 +221,63 @@ class DeadlineExceededError(TaskError):
     was still queued. It never ran."""
 
 
+class OperationError(TaskError):
+    """A bridge operation (``WorkerBridge.crypto``, ``.file``, ``.compression``,
+    ``.network``) failed for a reason of its own: the data, not the pool.
+
+    Raised inside a worker, it reaches the caller as itself, not wrapped in
+    ``RemoteTaskError``: only its type and message cross (never keys or payload), and the
+    same error is raised on every backend. The pool never retries it.
+    """
+
+
+class IntegrityError(OperationError):
+    """Encrypted data failed authentication: it was modified, or the key or associated data
+    is wrong, or chunks were reordered, duplicated, dropped or spliced from another file.
+    No plaintext of a failing chunk is ever released (a file being written is removed)."""
+
+
+class TruncationError(IntegrityError):
+    """Encrypted data ends before its final chunk: the file was cut short."""
+
+
+class NonceReuseError(OperationError):
+    """The caller passed a (key, nonce) pair that this process has already encrypted with.
+    AES-GCM with a repeated nonce leaks the plaintexts and the authentication key, so the
+    operation is refused before anything is encrypted."""
+
+
+class FormatError(OperationError):
+    """The input is not in the format the operation expects: corrupt or truncated
+    compressed data, an unknown compression format, a file that is not workerbridge's
+    encrypted format or has an unsupported version."""
+
+
+class OutputLimitError(OperationError):
+    """The operation would produce more than its ``max_output`` bytes (a decompression
+    bomb); it stopped there and released nothing."""
+
+
+class ChecksumMismatchError(OperationError):
+    """Data does not match the digest it was expected to have (``download(sha256=...)``,
+    ``verify_manifest``)."""
+
+
+class NetworkError(OperationError):
+    """An HTTP request failed (connection refused or dropped, timed out) after the retries
+    it was allowed."""
+
+
+class HTTPStatusError(NetworkError):
+    """The server answered with an error status. ``status_code`` holds it; the message
+    starts with ``"HTTP <status>"``."""
+
+    def __init__(self, message: str, *, task_id: int | None = None) -> None:
+        super().__init__(message, task_id=task_id)
+        head = message.split(" ", 2)
+        self.status_code = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
+
+
 class PoolError(WorkerBridgeError):
     """The pool cannot accept or finish work."""
 
@@ -238,3 +316,16 @@ class SharedMemoryError(WorkerBridgeError):
 
 class ValidationError(WorkerBridgeError, ValueError):
     """An argument to a workerbridge call has a bad value; the message names it."""
+
+
+def operation_error_type(name: str) -> type[OperationError] | None:
+    """The ``OperationError`` subclass named ``name`` (``"workerbridge.IntegrityError"`` or
+    ``"workerbridge._exceptions.IntegrityError"``), or None for any other type: only
+    workerbridge's own operation errors are rebuilt in the caller, from name and message."""
+    module, _, qualname = name.rpartition(".")
+    if module not in ("workerbridge", __name__):
+        return None
+    cls = globals().get(qualname)
+    if isinstance(cls, type) and issubclass(cls, OperationError):
+        return cls
+    return None

@@ -41,6 +41,7 @@ from .._exceptions import (
     TaskCancelledError,
     TaskTimeoutError,
     WorkerCrashedError,
+    operation_error_type,
 )
 from .._protocol import (
     ErrorInfo,
@@ -501,6 +502,9 @@ class PoolCore:
     def _task_error(self, task: TaskRecord, info: ErrorInfo) -> BaseException:
         tid = task.id
         if info.kind == "raised":
+            own = operation_error_type(info.type)
+            if own is not None:  # a bridge's own error crosses as itself
+                return own(info.message, task_id=tid)
             error: BaseException = RemoteTaskError(
                 f"{info.type}: {info.message}",
                 task_id=tid,

@@ -18,7 +18,15 @@ __all__ = ["lookup", "operation", "register_channel"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _handlers: dict[tuple[str, str], Callable[..., Any]] = {}
-_channel_modules: dict[str, str] = {"system": "workerbridge._worker._system"}
+#: The built-in channels. They are named here, not imported: a worker imports a channel's
+#: module only when one of its operations is first requested.
+_channel_modules: dict[str, str] = {
+    "system": "workerbridge._worker._system",
+    "crypto": "workerbridge._channels._crypto",
+    "file": "workerbridge._channels._file",
+    "compression": "workerbridge._channels._compression",
+    "network": "workerbridge._channels._network",
+}
 
 
 def register_channel(channel: str, module: str) -> None:

@@ -1,0 +1,18 @@
+"""The crypto bridge: caller-side checks and dispatch; the work runs in
+``workerbridge._channels._crypto``."""
+
+from __future__ import annotations
+
+from typing import final
+
+from .._pool import WorkerPool
+
+__all__ = ["CryptoBridge"]
+
+
+@final
+class CryptoBridge:
+    """Crypto operations on the pool's workers."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
