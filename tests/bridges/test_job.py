@@ -1,0 +1,67 @@
+"""The job runner behind multi-call operations: results, order, progress, cancel, timeout."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from workerbridge import ProgressInfo, TaskCancelledError, TaskTimeoutError, WorkerBridge
+from workerbridge._bridge._job import Job, OperationOptions, start_job
+
+
+def test_job_collects_results_in_order(bridge: WorkerBridge) -> None:
+    def driver(job: Job[list[int]]) -> list[int]:
+        calls = [lambda i=i: job.call("system", "echo", i, weight=1) for i in range(20)]
+        return list(job.ordered(calls, window=3))
+
+    seen: list[ProgressInfo] = []
+    options = OperationOptions(seen.append, None, None)
+    handle = start_job(bridge.pool, driver, options, total=20, name="test")
+    assert handle.result(timeout=30) == list(range(20))
+    assert seen
+    assert seen[-1].current == 20
+
+
+def test_job_error_is_raised_by_its_handle(bridge: WorkerBridge) -> None:
+    def driver(job: Job[None]) -> None:
+        raise ValueError("bad")
+
+    handle = start_job(bridge.pool, driver, OperationOptions(None, None, None), total=1, name="t")
+    with pytest.raises(ValueError, match="bad"):
+        handle.result(timeout=30)
+
+
+def test_cancel_waits_for_the_driver_to_clean_up(bridge: WorkerBridge) -> None:
+    started = threading.Event()
+    cleaned = threading.Event()
+
+    def driver(job: Job[None]) -> None:
+        started.set()
+        try:
+            while True:
+                job.check()
+                started.wait(0.001)
+        finally:
+            cleaned.set()
+
+    handle = start_job(bridge.pool, driver, OperationOptions(None, None, None), total=1, name="t")
+    assert started.wait(30)
+    assert handle.cancel()
+    assert cleaned.is_set()
+    assert handle.cancelled()
+    with pytest.raises(TaskCancelledError):
+        handle.result(timeout=30)
+
+
+def test_timeout_ends_the_job(bridge: WorkerBridge) -> None:
+    release = threading.Event()
+
+    def driver(job: Job[None]) -> None:
+        while True:
+            job.check()
+            release.wait(0.005)
+
+    handle = start_job(bridge.pool, driver, OperationOptions(None, None, 0.05), total=1, name="t")
+    with pytest.raises(TaskTimeoutError):
+        handle.result(timeout=30)
