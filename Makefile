@@ -4,7 +4,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench soak clean tools bench-tools
+
+# Debian tools the tests and benchmarks compare against (installed when missing; root or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+define need_debian
+	@missing=""; for tool in $(1); do command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool##*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing from Debian"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
+endef
+
+tools:
+	$(call need_debian,gzip:gzip zstd:zstd sha256sum:coreutils)
+
+bench-tools: tools
+	$(call need_debian,pigz:pigz)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +29,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m workerbridge demo
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -23,10 +37,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench
 
-soak: $(STAMP)
+soak: $(STAMP) tools
 	$(BIN)/python -m pytest -q --run-slow -m slow
 
 clean:

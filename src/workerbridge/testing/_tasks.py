@@ -7,6 +7,7 @@ can import them by reference.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import signal
 import time
@@ -324,3 +325,10 @@ def fill_shared(buffer: Any, value: int) -> Any:
 def sum_shared(buffer: Any) -> int:
     """Sum the bytes of a transferred SharedBuffer (without returning it)."""
     return sum(buffer.view[:1024])
+
+
+def raise_error(qualified_name: str, message: str) -> None:
+    """Raise the exception class ``qualified_name`` (``"module.Class"``) with ``message``:
+    how a test checks which errors cross from a worker as themselves."""
+    module, _, name = qualified_name.rpartition(".")
+    raise getattr(importlib.import_module(module), name)(message)
