@@ -12,6 +12,9 @@ Layout::
     _peers.py      adapters giving every pool the same small interface
     _tasks.py      the task functions every contender runs (standard library only)
     _machine.py    machine facts and physical limits (memcpy, pipe, sha256, wake-up)
+    _bridges.py    the bridge workloads: a bridge operation against a command-line tool
+                   (pigz, zstd, sha256sum, cp), and their limits (zlib-6, zstd-3, AES-GCM)
+    _sample.py     the bridge workloads' input: mixed content, made deterministically
     _report.py     tables, ratios to the best peer, goals, Markdown
 
 This module imports nothing: worker processes of every contender import ``bench`` (the

@@ -2,10 +2,16 @@
 
 Examples::
 
-    python -m bench                         # everything (about 9 minutes on 2 cores)
+    python -m bench                         # everything (about 14 minutes on 2 cores)
     python -m bench --quick                 # fewer repeats, smaller sizes
     python -m bench --only roundtrip,map    # some workloads (``machine`` = the limits)
+    python -m bench --only bridges          # the four bridge workloads (``bridges`` = all)
+    python -m bench --only bridges --size 16MiB   # a smoke check of them (under a minute)
     python -m bench --output bench/RESULTS.md
+
+The bridge workloads (``_bridges.py``) compare workerbridge's bridges with command-line tools
+(pigz, zstd, sha256sum, cp) on one input file made at their first use (``_sample.py``), in
+a temporary folder removed at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import _machine
+from . import _bridges, _machine
+from ._bridges import BRIDGE_WORKLOADS, GROUP, TOOLS
+from ._machine import Limit
 from ._peers import CONTENDERS, START_METHODS, SUBJECT, is_subject
 from ._report import (
     Section,
@@ -30,12 +38,17 @@ from ._report import (
     render_text,
 )
 from ._runner import Run, run_workload
-from ._workloads import WORKLOADS
+from ._sample import Inputs, parse_size
+from ._workloads import WORKLOADS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_REPEATS = 7
 QUICK_REPEATS = 3
-NAMES = ("machine", *WORKLOADS)
+BRIDGE_SIZE = 1 << 30  # the bridge workloads' input (``--size``); --quick: 256 MiB
+QUICK_BRIDGE_SIZE = 256 << 20
+ALL: dict[str, Workload] = {**WORKLOADS, **BRIDGE_WORKLOADS}
+NAMES = ("machine", *ALL)
+GROUPS = {GROUP: tuple(BRIDGE_WORKLOADS)}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +60,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="NAME",
-        help=f"run only these (comma-separated or repeated): {', '.join(NAMES)}",
+        help=f"run only these (comma-separated or repeated): {', '.join(NAMES)}; "
+        f"{GROUP} = {', '.join(GROUPS[GROUP])}",
     )
     parser.add_argument(
         "--contenders",
@@ -56,11 +70,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, help="runs per contender and workload")
     parser.add_argument("--output", type=Path, metavar="PATH", help="write a Markdown report")
+    parser.add_argument(
+        "--size",
+        metavar="SIZE",
+        help="input of the bridge workloads, e.g. 16MiB, 256MiB (default 1GiB; --quick 256MiB)",
+    )
     args = parser.parse_args(argv)
     only = [n.strip() for item in args.only or [] for n in item.split(",") if n.strip()]
+    only = list(dict.fromkeys(w for n in only for w in GROUPS.get(n, (n,))))
     unknown = [n for n in only if n not in NAMES]
     if unknown:
-        parser.error(f"unknown workload(s) {unknown}; choose from {', '.join(NAMES)}")
+        parser.error(f"unknown workload(s) {unknown}; choose from {', '.join(NAMES)} (or {GROUP})")
     args.only = only or list(NAMES)
     contenders = CONTENDERS
     if args.contenders:
@@ -69,6 +89,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         if bad:
             parser.error(f"unknown contender(s) {bad}; choose from {', '.join(CONTENDERS)}")
     args.contenders = contenders
+    try:
+        args.size = parse_size(args.size) if args.size else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.size is None:
+        args.size = QUICK_BRIDGE_SIZE if args.quick else BRIDGE_SIZE
     args.repeats_given = args.repeats is not None
     if args.repeats is None:
         args.repeats = QUICK_REPEATS if args.quick else FULL_REPEATS
@@ -81,7 +107,7 @@ class _Progress:
     """One line per repeat: each contender's first metric as it comes in."""
 
     def __init__(self, workload: str, repeats: int) -> None:
-        self.metric = WORKLOADS[workload].metrics[0]
+        self.metric = ALL[workload].metrics[0]
         self.repeats = repeats
         self.repeat = -1
 
@@ -107,6 +133,29 @@ class _Progress:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    inputs = Inputs(args.size)
+    try:
+        return _main(args, argv, inputs)
+    finally:
+        inputs.close()  # also on Ctrl-C: the input files are gigabytes
+
+
+def _bridge_inputs(inputs: Inputs, limits: list[Limit]) -> dict[str, object]:
+    """The bridge workloads' files (made on the first call, with their limits printed)."""
+    if inputs.folder is not None:
+        return inputs.params()
+    print(f"\n== Input of the bridge workloads: {inputs.size / (1 << 20):,.0f} MiB", end="")
+    print(" of mixed content ...", end="", flush=True)
+    params = inputs.params()
+    print(f" made in {inputs.seconds:.1f} s in {inputs.folder}")
+    extra = _bridges.limits(params, {limit.name for limit in limits})
+    print("\n== Physical limits for the bridge workloads")
+    print(limits_table(extra).text())
+    limits += extra
+    return params
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None, inputs: Inputs) -> int:
     started = time.perf_counter()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
@@ -126,9 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only:
         if name == "machine":
             continue
-        workload = WORKLOADS[name]
+        workload = ALL[name]
         params = workload.quick if args.quick else workload.full
+        timeout = workload.timeout
         contenders = _with_variants(args.contenders, workload.variants)
+        if workload.contenders:  # workerbridge (if chosen) against a command-line tool
+            contenders = tuple(c for c in workload.contenders if c in TOOLS or c in contenders)
+            params = {**params, **_bridge_inputs(inputs, limits)}
+            timeout *= max(1.0, args.size / (1 << 30))
         if workload.subject_only:
             contenders = tuple(c for c in contenders if is_subject(c))
         if not contenders:
@@ -146,18 +200,19 @@ def main(argv: list[str] | None = None) -> int:
             params,
             contenders,
             repeats,
-            workload.timeout,
+            timeout,
             ROOT,
             progress,
             is_final=functools.partial(_in_words, key=workload.metrics[0].key),
         )
         progress.done()
         section = build_section(workload, params, outcomes)
+        wanted = (workload.limit,) if isinstance(workload.limit, str) else workload.limit
         for limit in limits:
-            if limit.name == workload.limit:
+            if limit.name in wanted:
                 section.notes.append(
-                    f"this machine's {limit.name} (Physical limits, measured at the start "
-                    f"of this run): {limit.value:,.2f} {limit.unit}"
+                    f"this machine's {limit.name} (Physical limits, measured in this run): "
+                    f"{limit.value:,.2f} {limit.unit}"
                 )
         if repeats != args.repeats:
             section.notes.append(
@@ -196,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{machine['workerbridge commit']} at the start, {revision_after} at the end; "
                 "later workloads may have run the newer code"
             )
-        method = _method_notes(args)
+        method = _method_notes(args, sections)
         text = render_markdown(
             title_facts=title, machine=machine, limits=limits, sections=sections, method=method
         )
@@ -224,9 +279,9 @@ def _with_variants(contenders: tuple[str, ...], variants: tuple[str, ...]) -> tu
     return (*contenders[:at], *variants, *contenders[at:])
 
 
-def _method_notes(args: argparse.Namespace) -> list[str]:
+def _method_notes(args: argparse.Namespace, sections: list[Section]) -> list[str]:
     methods = sorted({START_METHODS[c] for c in args.contenders})
-    return [
+    notes = [
         f"Contenders: {', '.join(args.contenders)}; 2 workers each (1 in the timeout "
         f"workload), start method "
         f"{' / '.join(methods)} for all. loky is a fresh `loky.ProcessPoolExecutor` per run "
@@ -267,6 +322,20 @@ def _method_notes(args: argparse.Namespace) -> list[str]:
         "The machine may be shared with other work while this runs; the load average before "
         "and after is recorded above. Compare ratios within one run, not across runs.",
     ]
+    if any(s.workload.name in BRIDGE_WORKLOADS for s in sections):
+        notes.append(
+            "Bridge workloads: workerbridge's bridge over `WorkerPool(2)` against a "
+            "command-line tool (the only peer there, so `x best peer` is the ratio to the tool "
+            f"in the same run), alternating order, on one {args.size / (1 << 20):,.0f} MiB "
+            "input of mixed content made deterministically by `bench/_sample.py` (text, "
+            "log lines, binary records, random bytes, zeros) in a temporary folder, removed "
+            "at the end. Each run empties the output folder, reads its inputs once (page "
+            "cache warm on both sides) and calls `os.sync()` before the clock; both sides "
+            "write into the same folder. Their limits (zlib-6, zstd-3, sha256, AES-256-GCM "
+            "on one core, memcpy, page-cache read) are measured on that input after it is "
+            "made. A bridge operation that does not exist gives `missing`."
+        )
+    return notes
 
 
 if __name__ == "__main__":

@@ -25,12 +25,13 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     pids = {os.getpid()}
     try:
-        from ._peers import make_adapter
+        from ._bridges import BRIDGE_WORKLOADS, make_contender
         from ._workloads import WORKLOADS
 
-        adapter = make_adapter(spec["contender"])
+        workload = WORKLOADS.get(spec["workload"]) or BRIDGE_WORKLOADS[spec["workload"]]
+        adapter = make_contender(spec["contender"])
         try:
-            metrics = WORKLOADS[spec["workload"]].measure(adapter, spec["params"])
+            metrics = workload.measure(adapter, spec["params"])
         finally:
             pids |= adapter.pids
         result: dict[str, object] = {"ok": True, "metrics": metrics}

@@ -158,7 +158,7 @@ def build_section(
     notes: list[str] = []
     for name in sorted(names, key=sort_key):
         outcome = outcomes[name]
-        row = [name, START_METHODS.get(name, "?")]
+        row = [name, START_METHODS.get(name, "-")]
         failure = outcome.failure
         if failure is not None:
             row += ["failed"] + ["-"] * (len(workload.metrics) - 1 + len(ratio_metrics) + 1)

@@ -86,7 +86,10 @@ class Workload:
     # Runs per contender when ``--repeats`` is not given, if fewer than the default (a
     # workload whose single run is long); ``--quick`` still uses its own smaller number.
     repeats: int | None = None
-    limit: str = ""  # a physical limit (``_machine``) quoted beside the results, if measured
+    # Physical limits (``_machine``, ``_bridges.limits``) quoted beside the results, if measured.
+    limit: str | tuple[str, ...] = ""
+    # Run exactly these contenders instead of the pools (workerbridge and a command-line tool).
+    contenders: tuple[str, ...] = ()
 
 
 def _elapsed(fn: Callable[[], object]) -> float:
