@@ -459,7 +459,12 @@ BRIDGE_WORKLOADS: dict[str, Workload] = {
                 "`file.hash_files([a, b], 'sha256')` (both in parallel) vs `sha256sum a b` "
                 f"(one after the other); MiB/s of both files; digests checked. {_SETUP}"
             ),
-            notes=_NOTES,
+            notes=(
+                *_NOTES,
+                "sha256sum hashes one file after the other on one core with coreutils' own "
+                "sha256; compare its MiB/s with `sha256, 1 core` (hashlib, OpenSSL) to see how "
+                "much of the ratio comes from the implementation rather than the second core",
+            ),
             repeats=5,
             limit=("sha256, 1 core", "sha256, 2-core limit", "page-cache read"),
             contenders=(SUBJECT, SHA256SUM),
