@@ -1,28 +1,22 @@
-"""``python -m workerbridge``: the command line (for now: ``demo`` and ``info``)."""
+"""``workerbridge`` and ``python -m workerbridge``: the command line (see
+``workerbridge --help``; the code is in ``workerbridge._cli``)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from collections.abc import Sequence
 
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="workerbridge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="a short tour: progress, priorities, failures, stats")
-    demo.add_argument("--workers", type=int, default=2)
-    demo.add_argument("--backend", choices=["process", "thread"], default="process")
-    sub.add_parser("info", help="backend, start method, versions")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script's entry point: run the command, return its exit code."""
+    try:
+        from ._cli import main as cli_main
 
-        return run_demo(workers=args.workers, backend=args.backend)
-    from ._demo import print_info
-
-    return print_info()
+        return cli_main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command's own handler was in place
+        return 130
 
 
 if __name__ == "__main__":
