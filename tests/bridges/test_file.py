@@ -24,6 +24,7 @@ from workerbridge import (
     WorkerBridge,
     WorkerPool,
 )
+from workerbridge._bridge._file import BATCH_BYTES, BATCH_FILES, _batches
 from workerbridge._channels._file import CHUNK
 from workerbridge._channels._hashing import ALGORITHMS, HASH_BUFFER
 from workerbridge._channels._results import FileResult
@@ -349,6 +350,15 @@ def test_split_and_join_round_trip(
     assert temps_in(parts_dir) == []
 
 
+def test_join_into_one_of_its_parts(bridge: WorkerBridge, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_bytes(b"one,")
+    second.write_bytes(b"two")
+    bridge.file.join_files([first, second, first], first).result(timeout=30)
+    assert first.read_bytes() == b"one,twoone,"
+    assert temps_in(tmp_path) == []
+
+
 def test_split_beside_the_file_by_default(bridge: WorkerBridge, tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"abcdefg")
@@ -389,6 +399,23 @@ def test_a_file_that_changes_after_the_checks_is_an_operation_error(
         bridge.pool.call("file", "copy_range", str(part), 0, 200, str(out), 0).result(timeout=30)
     with pytest.raises(OperationError, match="cannot read"):
         bridge.pool.call("file", "hash_file", str(tmp_path / "gone"), "sha256").result(timeout=30)
+    paths = [str(part), str(tmp_path / "gone")]
+    with pytest.raises(OperationError, match=r"cannot read .*gone"):
+        bridge.pool.call("file", "hash_many", paths, "sha256").result(timeout=30)
+    entries = [(str(part), "00" * 32), (str(tmp_path / "gone"), "00" * 32), (str(tmp_path), "")]
+    statuses = bridge.pool.call("file", "verify_many", entries, "sha256").result(timeout=30)
+    assert statuses == ["failed", "missing", "failed"]
+
+
+def test_small_files_are_batched_and_large_ones_alone() -> None:
+    big = BATCH_BYTES
+    assert _batches([]) == []
+    assert _batches([1] * (BATCH_FILES + 3)) == [
+        range(BATCH_FILES),
+        range(BATCH_FILES, BATCH_FILES + 3),
+    ]
+    assert _batches([1, big, 2, 3, big + 1]) == [range(1), range(1, 2), range(2, 4), range(4, 5)]
+    assert _batches([big // 2, big // 2, 1]) == [range(2), range(2, 3)]
 
 
 # ---------------------------------------------------------------------------- validation

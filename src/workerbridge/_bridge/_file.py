@@ -97,7 +97,8 @@ class FileBridge:
         timeout: float | None = None,
     ) -> TaskHandle[list[tuple[str, str]]]:
         """``(path as given, hex digest)`` for each of ``paths``, in their order; the files
-        are hashed in parallel (one file per call, two calls per worker in flight).
+        are hashed in parallel (a call per large file, small ones many to a call, two
+        calls per worker in flight).
 
         Raises:
             ValidationError: ``paths`` is not a sequence of paths, one is not an existing
@@ -108,11 +109,9 @@ class FileBridge:
         check_algorithm(algorithm)
 
         def driver(job: Job[list[tuple[str, str]]]) -> list[tuple[str, str]]:
-            calls = [
-                _starter(job, "hash_file", (name, algorithm), info.st_size) for name, info in files
-            ]
-            digests = list(job.ordered(calls, window=self._window))
-            return [(name, digest) for (name, _), digest in zip(files, digests, strict=True)]
+            names = [name for name, _ in files]
+            digests = self._hash_all(job, names, [info.st_size for _, info in files], algorithm)
+            return list(zip(names, digests, strict=True))
 
         total = sum(info.st_size for _, info in files)
         return start_job(self._pool, driver, options, total=total, name="hash_files")
@@ -280,9 +279,9 @@ class FileBridge:
         signal: object | None = None,
         timeout: float | None = None,
     ) -> TaskHandle[FileResult]:
-        """Concatenate ``parts`` into ``output`` (replaced atomically if it exists). The
-        output is preallocated and the parts are copied in parallel, each by one call
-        into its own offset.
+        """Concatenate ``parts`` into ``output`` (replaced atomically if it exists, even
+        when it is one of the parts). The output is given its final size first and the
+        parts are copied in parallel, each by one call into its own offset.
 
         Raises:
             ValidationError: ``parts`` is empty or not a sequence of paths, a part is not an
@@ -356,8 +355,8 @@ class FileBridge:
         files = _list_files(root, exclude)
 
         def driver(job: Job[str]) -> str:
-            calls = [_starter(job, "hash_file", (path, algorithm), size) for _, path, size in files]
-            digests = job.ordered(calls, window=self._window)
+            paths = [path for _, path, _ in files]
+            digests = self._hash_all(job, paths, [size for *_, size in files], algorithm)
             text = "".join(
                 format_line(digest, rel) for (rel, _, _), digest in zip(files, digests, strict=True)
             )
@@ -389,7 +388,8 @@ class FileBridge:
         says which names matched, failed (different digest, not a regular file, not
         readable) or are missing; ``report.raise_for_failures()`` turns failures into
         ``ChecksumMismatchError``. The handle itself fails only for cancel, timeout or the
-        pool.
+        pool. A manifest without lines passes (``sha256sum -c`` refuses it), so that the
+        manifest of an empty folder verifies.
 
         Raises:
             ValidationError: ``manifest`` is not an existing regular file or is not in the
@@ -426,14 +426,19 @@ class FileBridge:
             checks.append((index, path, digest, info.st_size))
 
         def driver(job: Job[ManifestReport]) -> ManifestReport:
+            sizes = [size for *_, size in checks]
             calls = [
-                _starter(job, "verify", (path, algorithm, digest), size)
-                for _, path, digest, size in checks
+                _starter(
+                    job,
+                    "verify_many",
+                    ([(checks[i][1], checks[i][2]) for i in batch], algorithm),
+                    sum(sizes[i] for i in batch),
+                )
+                for batch in _batches(sizes)
             ]
             found = list(statuses)
-            for (index, *_), status in zip(
-                checks, job.ordered(calls, window=self._window), strict=True
-            ):
+            results = (s for batch in job.ordered(calls, window=self._window) for s in batch)
+            for (index, *_), status in zip(checks, results, strict=True):
                 found[index] = status
             by_status: dict[str | None, list[str]] = {"ok": [], "failed": [], "missing": []}
             for (name, _), status in zip(entries, found, strict=True):
@@ -447,8 +452,52 @@ class FileBridge:
         total = sum(size for *_, size in checks)
         return start_job(self._pool, driver, options, total=total, name="verify_manifest")
 
+    def _hash_all(
+        self, job: Job[Any], paths: list[str], sizes: list[int], algorithm: str
+    ) -> list[str]:
+        """The digests of ``paths`` in order, hashed in parallel, small files in batches."""
+        calls = [
+            _starter(
+                job,
+                "hash_many",
+                ([paths[i] for i in batch], algorithm),
+                sum(sizes[i] for i in batch),
+            )
+            for batch in _batches(sizes)
+        ]
+        return [digest for batch in job.ordered(calls, window=self._window) for digest in batch]
+
 
 # ---------------------------------------------------------------------- helpers
+#: Small files go many to a call: one call per file costs a round trip each (about 80 us:
+#: 12,000 files of 4 KiB per second), more than hashing them. A batch closes once it holds
+#: BATCH_BYTES or BATCH_FILES; a file of BATCH_BYTES or more has a call of its own, so large
+#: files still spread over the workers. 4 MiB is ~2 ms of sha256: the round trip adds < 5 %.
+BATCH_BYTES = 4 << 20
+BATCH_FILES = 64
+
+
+def _batches(sizes: Sequence[int]) -> list[range]:
+    """Consecutive index ranges of ``sizes`` grouped as ``BATCH_BYTES`` says."""
+    batches = []
+    start = 0
+    held = 0
+    for index, size in enumerate(sizes):
+        if size >= BATCH_BYTES:
+            if start < index:
+                batches.append(range(start, index))
+            batches.append(range(index, index + 1))
+            start, held = index + 1, 0
+            continue
+        held += size
+        if held >= BATCH_BYTES or index + 1 - start >= BATCH_FILES:
+            batches.append(range(start, index + 1))
+            start, held = index + 1, 0
+    if start < len(sizes):
+        batches.append(range(start, len(sizes)))
+    return batches
+
+
 def _starter(
     job: Job[Any], operation: str, args: tuple[Any, ...], weight: int
 ) -> Callable[[], TaskHandle[Any]]:

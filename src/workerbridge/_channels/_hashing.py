@@ -6,8 +6,11 @@ Operations (the crypto bridge calls them too, so their names and arguments are f
   (large ones arrive through shared memory and are hashed in place);
 - ``("file", "hash_file")``: ``(path: str, algorithm) -> hex str``; the worker reads the
   file itself, so its bytes never cross the pipe;
-- ``("file", "verify")``: ``(path, algorithm, expected hex) -> "ok" | "failed" | "missing"``
-  (one line of a manifest; a vanished file is "missing", not an error).
+- ``("file", "hash_many")``: ``(paths, algorithm) -> [hex str, ...]``: many (small) files
+  in one call;
+- ``("file", "verify_many")``: ``([(path, expected hex), ...], algorithm) -> ["ok" |
+  "failed" | "missing", ...]``: lines of a manifest (a vanished file is "missing", not an
+  error).
 
 All of them report progress in bytes and stop with ``TaskCancelledError`` within one buffer
 of a cancel or timeout. A file that cannot be read raises ``OperationError`` naming it.
@@ -29,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+from collections.abc import Sequence
 from typing import Any, Protocol, final
 
 import msgspec
@@ -122,26 +127,50 @@ def _byte_view(data: Any) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
-def _hash_path(path: str, algorithm: str) -> str:
-    """Hash the file at ``path``; raises the ``OSError`` of a failed open or read."""
+_local = threading.local()
+
+
+def _hash_path(path: str, algorithm: str, base: int = 0, total: int = 0) -> tuple[str, int]:
+    """The digest of the file at ``path`` and its bytes; raises the ``OSError`` of a
+    failed open or read. Progress is reported as ``base`` + bytes hashed of ``total`` (of
+    the file's size when ``total`` is 0): a batch of files reports as one."""
     ctx = current_task()
     hasher = new_hasher(algorithm)
-    buffer = bytearray(HASH_BUFFER)
-    # buffering=0: readinto goes straight to read(2) into our buffer, no second copy.
-    with open(path, "rb", buffering=0) as file, memoryview(buffer) as view:
-        fd = file.fileno()
-        size = os.fstat(fd).st_size
-        advise_sequential(fd)
-        done = 0
-        while True:
-            ctx.raise_if_cancelled()
-            count = file.readinto(view)
-            if not count:
-                break
-            hasher.update(view[:count] if count < HASH_BUFFER else view)
-            done += count
-            ctx.report(done, max(size, done))
-    return hasher.hexdigest()
+    # The thread's buffer is made once: a fresh 2 MiB bytearray per file is zero-filled each
+    # time, which costs more than hashing a small file. It is taken while in use, so a
+    # nested call on the same thread (an inline task started from a progress callback)
+    # gets a buffer of its own.
+    buffer: bytearray = getattr(_local, "buffer", None) or bytearray(HASH_BUFFER)
+    _local.buffer = None
+    try:
+        # buffering=0: readinto goes straight to read(2) into our buffer, no second copy.
+        with open(path, "rb", buffering=0) as file, memoryview(buffer) as view:
+            fd = file.fileno()
+            if not total:
+                total = os.fstat(fd).st_size
+            advise_sequential(fd)
+            done = base
+            while True:
+                ctx.raise_if_cancelled()
+                count = file.readinto(view)
+                if not count:
+                    break
+                hasher.update(view[:count] if count < HASH_BUFFER else view)
+                done += count
+                ctx.report(done, max(total, done))
+    finally:
+        _local.buffer = buffer
+    return hasher.hexdigest(), done - base
+
+
+def _sizes(paths: Sequence[str]) -> list[int]:
+    sizes = []
+    for path in paths:
+        try:
+            sizes.append(os.stat(path).st_size)
+        except OSError:
+            sizes.append(0)  # reported when it is opened
+    return sizes
 
 
 @operation("file", "hash")
@@ -169,22 +198,54 @@ def hash_file(path: str, algorithm: str) -> str:
             checked it, permissions, I/O error).
     """
     try:
-        return _hash_path(path, algorithm)
+        return _hash_path(path, algorithm)[0]
     except OSError as exc:
         raise file_error(exc, path) from None
 
 
-@operation("file", "verify")
-def verify_file(path: str, algorithm: str, expected: str) -> str:
-    """``"ok"`` if the file's digest is ``expected`` (hex, any case), ``"failed"`` if it
-    differs or the file cannot be read, ``"missing"`` if it does not exist (any more)."""
-    try:
-        digest = _hash_path(path, algorithm)
-    except (FileNotFoundError, NotADirectoryError):
-        return "missing"
-    except OSError:
-        return "failed"  # a directory, no permission, an I/O error: sha256sum says FAILED
-    return "ok" if digest == expected.lower() else "failed"
+@operation("file", "hash_many")
+def hash_many(paths: Sequence[str], algorithm: str) -> list[str]:
+    """The hex digests of the files at ``paths``, in order: one call for many small files,
+    whose cost would otherwise be the round trip per file. Progress counts the bytes of
+    all of them.
+
+    Raises:
+        OperationError: a file cannot be opened or read (the message names it).
+    """
+    total = sum(_sizes(paths))
+    digests = []
+    done = 0
+    for path in paths:
+        try:
+            digest, size = _hash_path(path, algorithm, done, total)
+        except OSError as exc:
+            raise file_error(exc, path) from None
+        digests.append(digest)
+        done += size
+    return digests
+
+
+@operation("file", "verify_many")
+def verify_many(entries: Sequence[tuple[str, str]], algorithm: str) -> list[str]:
+    """For each ``(path, expected hex digest)``: ``"ok"`` if the file's digest is the
+    expected one (any case), ``"failed"`` if it differs or the file cannot be read (a
+    directory, no permission, an I/O error: what ``sha256sum -c`` calls FAILED),
+    ``"missing"`` if it does not exist (any more)."""
+    total = sum(_sizes([path for path, _ in entries]))
+    statuses = []
+    done = 0
+    for path, expected in entries:
+        try:
+            digest, size = _hash_path(path, algorithm, done, total)
+        except (FileNotFoundError, NotADirectoryError):
+            statuses.append("missing")
+            continue
+        except OSError:
+            statuses.append("failed")
+            continue
+        statuses.append("ok" if digest == expected.lower() else "failed")
+        done += size
+    return statuses
 
 
 # --------------------------------------------------------------------- checksum files
