@@ -281,3 +281,21 @@ def one_error_line(result: Result) -> str:
 def tree(folder: Path) -> list[str]:
     """The relative paths of the files under ``folder``, sorted."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def mixed_bytes(size: int, seed: int = 1) -> bytes:
+    """``size`` bytes of mixed content: text-like lines, random bytes and zeros."""
+    import random
+
+    rng = random.Random(seed)
+    words = [bytes(rng.choices(b"etaoinshrdlu", k=rng.randint(2, 8))) for _ in range(300)]
+    out = bytearray()
+    while len(out) < size:
+        kind = rng.random()
+        if kind < 0.5:
+            out += b" ".join(rng.choices(words, k=4000)) + b"\n"
+        elif kind < 0.8:
+            out += os.urandom(rng.randint(10_000, 200_000))
+        else:
+            out += bytes(rng.randint(10_000, 100_000))
+    return bytes(out[:size])

@@ -27,7 +27,6 @@ from .._exceptions import (
     SharedMemoryError,
     TaskCancelledError,
     TaskTimeoutError,
-    TruncationError,
     ValidationError,
     WorkerBridgeError,
     WorkerCrashedError,
@@ -88,10 +87,8 @@ def _short_type(qualified: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     """The human part of an error message, without the input it concerns."""
-    if isinstance(exc, TruncationError):
-        return f"the encrypted data is cut short ({exc})"
-    if isinstance(exc, IntegrityError):
-        return f"authentication failed: wrong key, or the data was modified ({exc})"
+    if isinstance(exc, IntegrityError):  # TruncationError too: its message says so
+        return f"decryption failed: {exc}"
     if isinstance(exc, OperationError | ValidationError | CliError):
         return str(exc)
     if isinstance(exc, TaskTimeoutError):

@@ -124,8 +124,9 @@ def format_key(key: bytes) -> str:
     """The text of a key file holding ``key``."""
     made = time.strftime("%Y-%m-%d %H:%M:%S %z")
     return (
-        f"# workerbridge AES-256-GCM key, made {made}. Keep it secret: it decrypts what it\n"
-        f"# encrypted. Use: workerbridge encrypt --key-file THIS_FILE ...\n{key.hex()}\n"
+        f"# workerbridge AES-256-GCM key, made {made}.\n"
+        "# Keep it secret: it decrypts what it encrypted.\n"
+        f"# Use: workerbridge encrypt --key-file FILE ...\n{key.hex()}\n"
     )
 
 

@@ -88,7 +88,7 @@ def _common(defaults: bool) -> Parser:
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
 
-    common = Parser(add_help=False)
+    common = Parser(add_help=False, allow_abbrev=False)
     group = common.add_argument_group("common options")
     group.add_argument(
         "-w",
@@ -120,7 +120,24 @@ def _common(defaults: bool) -> Parser:
     return common
 
 
+class _RefuseKey(argparse.Action):
+    """``--key VALUE``: refused, without repeating the value (it may be a real key)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--key: keys are never taken from the command line (ps and shell history show "
+            f"it); use --key-file FILE, --key-env NAME or {DEFAULT_KEY_ENV}"
+        )
+
+
 def _key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", action=_RefuseKey, help=argparse.SUPPRESS)
     group = parser.add_argument_group("key (never on the command line)")
     group.add_argument("-k", "--key-file", metavar="FILE", help="read the key from FILE")
     group.add_argument(
@@ -145,6 +162,7 @@ def build_parser(commands: Sequence[str]) -> Parser:
     """The parser of the ``commands`` (``args.command`` names the one given)."""
     parser = Parser(
         prog="workerbridge",
+        allow_abbrev=False,  # `--key` must not quietly mean --key-file
         description="Parallel hashing, checksum manifests, compression, encryption and "
         "downloads on every core, with progress bars, clean Ctrl-C and the formats of the "
         "standard tools (sha256sum, gzip, zstd).",
@@ -159,6 +177,7 @@ def build_parser(commands: Sequence[str]) -> Parser:
     def command(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
+            allow_abbrev=False,
             help=help_text,
             description=description,
             parents=[common],

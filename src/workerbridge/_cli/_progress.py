@@ -19,14 +19,17 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Column
 from rich.text import Text
+
+from ._units import human_bytes
 
 __all__ = ["RichDisplay"]
 
@@ -35,10 +38,22 @@ __all__ = ["RichDisplay"]
 _REFRESH_PER_SECOND = 8
 
 
+class _RateColumn(ProgressColumn):
+    """Bytes per second in binary units, like the sizes beside it (rich's own
+    ``TransferSpeedColumn`` says MB/s next to MiB)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None:
+            return Text("?", style="progress.data.speed")
+        return Text(f"{human_bytes(speed)}/s", style="progress.data.speed")
+
+
 class _PoolProgress(Progress):
     """A ``Progress`` with one more line under the bars: the pool's workers."""
 
     def __init__(self, status: Callable[[], str] | None, console: Console) -> None:
+        self._status = status  # before super(): rich renders once while it sets up
         super().__init__(
             TextColumn(
                 "{task.description}",
@@ -47,7 +62,7 @@ class _PoolProgress(Progress):
             BarColumn(bar_width=28),
             TaskProgressColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            _RateColumn(),
             TimeRemainingColumn(),
             console=console,
             refresh_per_second=_REFRESH_PER_SECOND,
@@ -56,7 +71,6 @@ class _PoolProgress(Progress):
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._status = status
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)

@@ -116,8 +116,9 @@ class Session:
             for w in stats.workers
         )
         restarts = f" · restarts {stats.restarts}" if stats.restarts else ""
+        count = len(stats.workers)
         return (
-            f"pool: {len(stats.workers)} {stats.backend} workers [{workers}]"
+            f"pool: {count} {stats.backend} worker{'s' if count != 1 else ''} [{workers}]"
             f" · queued {stats.queue_depth} · tasks done {stats.completed}{restarts}"
         )
 
