@@ -227,7 +227,7 @@ def test_two_downloads_of_one_path_take_turns(
 
 BAD_DOWNLOAD_ARGUMENTS: list[tuple[dict[str, Any], str]] = [
     ({"path": 5}, "path must be a str or os.PathLike"),
-    ({"path": b"/tmp/x"}, "path must be a str path"),
+    ({"path": b"/tmp/x"}, "path must be a str or os.PathLike, got bytes"),
     ({"path": "/no/such/folder/file"}, "path's folder does not exist"),
     ({"path": "."}, "path is a folder"),
     ({"sha256": "abc"}, "sha256 must be 64 hexadecimal digits"),

@@ -134,6 +134,13 @@ class NetworkBridge:
         is left behind (unless the worker is killed for ignoring a cancel, which this
         operation does not do).
 
+        Without a Content-Length (nor a chunked body) a connection cut short cannot be told
+        from the end of the body: pass ``sha256`` to be sure.
+
+        The file holds the bytes as the server stores them: the request asks for
+        ``Accept-Encoding: identity`` (ranges count those bytes), and a body the server
+        compresses anyway is saved compressed.
+
         Progress: bytes of the file (those of a resumed .part included) of its full length
         (Content-Length or Content-Range); at the end only when the server gave no length.
 
@@ -277,17 +284,17 @@ def _check_retry_options(
 ) -> tuple[int, float, float]:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValidationError(f"retries must be an int >= 0, got {retries!r}")
-    if not _is_number(backoff) or not 0 <= backoff < math.inf:  # type: ignore[operator]
-        raise ValidationError(f"backoff must be a number of seconds >= 0, got {backoff!r}")
-    if not _is_number(request_timeout) or not 0 < request_timeout < math.inf:  # type: ignore[operator]
-        raise ValidationError(
-            f"request_timeout must be a number of seconds > 0, got {request_timeout!r}"
-        )
-    return retries, float(backoff), float(request_timeout)  # type: ignore[arg-type]
+    return retries, _seconds("backoff", backoff, 0.0), _seconds("request_timeout", request_timeout)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _seconds(name: str, value: object, least: float | None = None) -> float:
+    """``value`` as seconds: a finite number > 0, or >= ``least`` when given."""
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        seconds = float(value)
+        if (seconds >= least if least is not None else seconds > 0) and seconds < math.inf:
+            return seconds
+    bound = f">= {least:g}" if least is not None else "> 0"
+    raise ValidationError(f"{name} must be a number of seconds {bound}, got {value!r}")
 
 
 def _check_sha256(sha256: object) -> str | None:
@@ -299,17 +306,14 @@ def _check_sha256(sha256: object) -> str | None:
 
 
 def _fspath(name: str, path: object) -> str:
-    try:
-        value = os.fspath(path)  # type: ignore[call-overload]
-    except TypeError:
-        raise ValidationError(
-            f"{name} must be a str or os.PathLike, got {type(path).__name__}"
-        ) from None
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    value = os.fspath(path)
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a str path, got {type(value).__name__}")
     if not value:
         raise ValidationError(f"{name} must not be empty")
-    # Absolute: a worker's current folder is the one it started in.
+    # Absolute: a worker's current folder is the one it started in, not the caller's.
     return os.path.abspath(value)
 
 

@@ -13,15 +13,16 @@ already valid (http/https URL, method token, str headers, bytes-like body).
   ``Content-Length`` and progress per chunk sent.
 
 Retries: a connection refused, reset or dropped mid-body, a timeout, or a 5xx answer is
-retried up to ``retries`` times after ``backoff * 2**n`` seconds (capped at MAX_BACKOFF_S),
-with jitter so that many workers retrying together spread out. They apply to every method,
-POST included: pass ``retries=0`` for a request that must not be sent twice.
+retried up to ``retries`` times with exponential backoff and jitter (``_network_session``).
+They apply to every method, POST included: pass ``retries=0`` for a request that must not
+be sent twice.
 
-Cancel and timeout: every chunk read or sent checks the task's cancel flag, and a watch
-thread shuts the connection's socket down once the flag is up, so even a worker blocked on a
-silent server stops within milliseconds (well inside the pool's ``kill_grace``) instead of
-waiting for ``request_timeout``. ``request_timeout`` (connect, read, write) still bounds
-each wait on its own, so a dead server cannot hold a worker forever without a ``timeout=``.
+Cancel and timeout: every chunk read or sent checks the task's cancel flag, and the
+session's watch thread shuts the connection's socket down once the flag is up, so even a
+worker blocked on a silent server stops within milliseconds (well inside the pool's
+``kill_grace``) instead of waiting for ``request_timeout``. ``request_timeout`` (connect,
+read, write) still bounds each wait on its own, so a dead server cannot hold a worker
+forever when no ``timeout=`` was given.
 
 Errors carry no request or response body, no header value (``Authorization`` included), and
 no user info or query of a URL (see ``redact_url``).
@@ -35,52 +36,36 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import http
 import json
 import os
-import random
 import re
 import secrets
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
-from .._exceptions import (
-    ChecksumMismatchError,
-    HTTPStatusError,
-    NetworkError,
-    OperationError,
-)
+from .._exceptions import ChecksumMismatchError, HTTPStatusError, NetworkError, OperationError
 from .._worker import TaskContext, current_task, operation
+from ._network_session import (
+    Retry,
+    Session,
+    content_length,
+    local_io,
+    raise_for_status,
+    redact_url,
+    status_message,
+)
 from ._results import FileResult
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["MAX_BACKOFF_S", "Response", "redact_url"]
+__all__ = ["Response", "redact_url"]
 
-T = TypeVar("T")
-
-#: The longest delay between two attempts (or ``backoff`` itself, if larger).
-MAX_BACKOFF_S = 5.0
-#: How often the watch thread looks at the cancel flag: well below the pool's default
-#: kill_grace of 0.1 s, so a cancelled transfer stops before its worker would be killed.
-_WATCH_INTERVAL_S = 0.01
 #: Bytes read from a file per chunk (upload, hashing a resumed .part).
 _FILE_CHUNK = 256 * 1024
-#: httpcore trace events whose return value is a new network stream (see _Session._trace).
-_STREAM_EVENTS = frozenset(
-    {
-        "connection.connect_tcp.complete",
-        "connection.connect_unix_socket.complete",
-        "connection.start_tls.complete",
-    }
-)
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*\Z", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*\Z", re.IGNORECASE)
@@ -121,23 +106,12 @@ class Response(msgspec.Struct, frozen=True):
         """Raise ``HTTPStatusError("HTTP <status> <reason> for <url>")`` unless the status
         is below 400."""
         if self.status >= 400:
-            raise HTTPStatusError(_status_message(self.status, "", self.url))
+            raise HTTPStatusError(status_message(self.status, "", self.url))
 
     def __repr__(self) -> str:
         # Not the default repr: the body may be large or private.
         url = redact_url(self.url)
         return f"Response(status={self.status}, url={url!r}, body={len(self.body)} bytes)"
-
-
-def redact_url(url: str) -> str:
-    """``url`` as error messages show it: without user info (``user:password@``), and with
-    the query reduced to ``?...`` (signed URLs carry their tokens there); no fragment."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    host = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{host}{parts.path}{'?...' if parts.query else ''}"
 
 
 # ---------------------------------------------------------------------- the operations
@@ -156,12 +130,12 @@ def fetch(
     """One request; see ``NetworkBridge.fetch``. Progress: body bytes received of
     Content-Length (none without one)."""
     content = None if body is None else bytes(body)
-    with _Session(current_task(), retries, backoff, request_timeout, redirects=True) as session:
+    with Session(current_task(), retries, backoff, request_timeout, redirects=True) as session:
 
         def attempt(last: bool) -> Response:
             with session.stream(method, url, headers, content) as response:
                 if response.status_code >= 500 and not last:
-                    raise _Retry(f"HTTP {response.status_code}")
+                    raise Retry(f"HTTP {response.status_code}")
                 return _to_response(response, _read_body(session, response, progress=True))
 
         return session.run(f"{method} {redact_url(url)}", attempt)
@@ -191,12 +165,12 @@ def download(
         file = _open_part(temp, ctx)
     else:
         temp = f"{path}.{secrets.token_hex(6)}.wb-tmp"
-        with _local_io(temp):
+        with local_io(temp):
             file = open(temp, "x+b", buffering=0)  # noqa: SIM115 - closed in the finally below
     part = _Part(file, ctx, want_hash=sha256 is not None)
     done = keep = False
     try:
-        with _Session(ctx, retries, backoff, request_timeout, redirects=True) as session:
+        with Session(ctx, retries, backoff, request_timeout, redirects=True) as session:
             session.run(
                 f"GET {redact_url(url)}", lambda _last: part.fetch(session, url, headers, resume)
             )
@@ -209,7 +183,7 @@ def download(
                     f"sha256 of {redact_url(url)} is {digest}, expected {sha256}"
                 )
         ctx.raise_if_cancelled()
-        with _local_io(path):
+        with local_io(path):
             os.fsync(file.fileno())  # the data is on disk before the name points at it
             os.replace(temp, path)
         done = True
@@ -243,12 +217,12 @@ def upload(
     ctx = current_task()
     file: IO[bytes] | None = None
     if isinstance(source, str):
-        with _local_io(source):
+        with local_io(source):
             opened = file = open(source, "rb")  # noqa: SIM115 - closed in the finally below
         size, name = os.fstat(opened.fileno()).st_size, source
 
         def read(offset: int, n: int) -> bytes:
-            with _local_io(name):
+            with local_io(name):
                 piece = os.pread(opened.fileno(), n, offset)
             if not piece:
                 raise OperationError(f"{name} shrank from {size} to {offset} bytes while sent")
@@ -274,141 +248,17 @@ def upload(
             ctx.report(sent, size)
 
     try:
-        with _Session(ctx, retries, backoff, request_timeout, redirects=False) as session:
+        with Session(ctx, retries, backoff, request_timeout, redirects=False) as session:
 
             def attempt(_last: bool) -> Response:
                 with session.stream(method, url, request_headers, body()) as response:
-                    _raise_for_status(response)
+                    raise_for_status(response)
                     return _to_response(response, _read_body(session, response, progress=False))
 
             return session.run(f"{method} {redact_url(url)}", attempt)
     finally:
         if file is not None:
             file.close()
-
-
-# ---------------------------------------------------------------------- one operation's client
-
-
-class _Retry(Exception):  # noqa: N818 - a signal inside this module, never raised out of it
-    """An attempt failed in a way worth another try. ``error`` is what to raise once the
-    retries are spent (a NetworkError naming the reason when None); ``free`` attempts
-    (restarting a download from byte 0) use no retry and wait no backoff."""
-
-    def __init__(self, reason: str, error: OperationError | None = None, free: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.error = error
-        self.free = free
-
-
-class _Session:
-    """One operation's httpx client, its retry loop and the watch that cuts its connections
-    when the task is asked to stop."""
-
-    def __init__(
-        self,
-        ctx: TaskContext,
-        retries: int,
-        backoff: float,
-        request_timeout: float,
-        *,
-        redirects: bool,
-    ) -> None:
-        import httpx
-
-        self.ctx = ctx
-        self._retries = retries
-        self._backoff = backoff
-        self._streams: list[Any] = []
-        self._lock = threading.Lock()
-        self._finished = threading.Event()
-        self._stopped = threading.Event()  # set by the watch once the task must stop
-        self.client = httpx.Client(timeout=request_timeout, follow_redirects=redirects)
-        self._watch = threading.Thread(
-            target=self._watch_loop, name="workerbridge-network-watch", daemon=True
-        )
-
-    def __enter__(self) -> _Session:
-        self._watch.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._finished.set()
-        self._watch.join()
-        self.client.close()
-
-    def stream(
-        self, method: str, url: str, headers: dict[str, str], content: Any
-    ) -> contextlib.AbstractContextManager[httpx.Response]:
-        return self.client.stream(
-            method, url, headers=headers, content=content, extensions={"trace": self._trace}
-        )
-
-    def run(self, what: str, attempt: Callable[[bool], T]) -> T:
-        """``attempt(last)`` until it returns, retrying as the module says; ``last`` tells
-        the attempt that no retry will follow it.
-
-        Raises:
-            NetworkError: a connection error or timeout after the last retry, or one not
-                worth retrying (too many redirects, an undecodable body).
-            TaskCancelledError: the task was cancelled or timed out.
-        """
-        import httpx
-
-        failures = 0
-        while True:
-            self.ctx.raise_if_cancelled()
-            try:
-                return attempt(failures >= self._retries)
-            except _Retry as retry:
-                failure = retry
-            except httpx.HTTPError as exc:
-                self.ctx.raise_if_cancelled()  # a connection cut by the watch is a cancel
-                if not _worth_retrying(exc):
-                    raise NetworkError(f"{what} failed: {_describe(exc)}") from None
-                failure = _Retry(_describe(exc))
-            if failure.free:
-                continue
-            if failures >= self._retries:
-                if failure.error is not None:
-                    raise failure.error from None
-                attempts = f"{failures + 1} attempt{'s' if failures else ''}"
-                raise NetworkError(f"{what} failed after {attempts}: {failure.reason}") from None
-            self._pause(failures)
-            failures += 1
-
-    def _pause(self, failures: int) -> None:
-        delay = min(max(MAX_BACKOFF_S, self._backoff), self._backoff * 2**failures)
-        # Equal jitter: at least half the delay, so a retry never comes right back.
-        self._stopped.wait(delay * (0.5 + random.random() / 2))
-        self.ctx.raise_if_cancelled()
-
-    # -------------------------------------------------------- the watch
-    def _trace(self, event: str, info: dict[str, Any]) -> None:
-        if event in _STREAM_EVENTS and info.get("return_value") is not None:
-            with self._lock:
-                self._streams.append(info["return_value"])
-            if self._stopped.is_set():  # connected just as the task was cancelled
-                self._cut()
-
-    def _watch_loop(self) -> None:
-        while not self._finished.wait(_WATCH_INTERVAL_S):
-            if self.ctx.cancelled:
-                self._stopped.set()
-                self._cut()
-                return
-
-    def _cut(self) -> None:
-        # shutdown() wakes a thread blocked in recv/send on the socket (close() would not);
-        # httpx then raises, and run() turns that into the task's cancel.
-        with self._lock:
-            streams = list(self._streams)
-        for stream in streams:
-            sock = stream.get_extra_info("socket")
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError):  # already closed
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 # ---------------------------------------------------------------------- downloads
@@ -422,23 +272,22 @@ class _Part:
     def __init__(self, file: IO[bytes], ctx: TaskContext, *, want_hash: bool) -> None:
         self.file = file
         self.ctx = ctx
-        self.size = file.seek(0, os.SEEK_END)
+        self.size = os.fstat(file.fileno()).st_size
         self.received = 0
         self.reported = 0
         self._hasher = hashlib.sha256() if want_hash else None
         self._hashed = 0
 
     def restart(self) -> None:
-        with _local_io("the .part file"):
-            self.file.seek(0)
-            self.file.truncate()
+        with local_io("the .part file"):
+            os.ftruncate(self.file.fileno(), 0)
         self.size = self._hashed = 0
         if self._hasher is not None:
             self._hasher = hashlib.sha256()
 
-    def fetch(self, session: _Session, url: str, headers: dict[str, str], resume: bool) -> None:
+    def fetch(self, session: Session, url: str, headers: dict[str, str], resume: bool) -> None:
         """One attempt: request the missing part (all of it without ``resume``) and append
-        it. Raises _Retry for what is worth another attempt."""
+        it. Raises Retry for what is worth another attempt."""
         if not resume and self.size:
             self.restart()  # no Range without resume: every attempt starts again
         offset = self.size
@@ -452,11 +301,11 @@ class _Part:
                 if match and int(match.group(1)) == offset:
                     return  # the .part is already the whole file
                 self.restart()
-                raise _Retry("the server refused the range", free=True)
-            _raise_for_status(response)
+                raise Retry("the server refused the range", free=True)
+            raise_for_status(response)
             if not 200 <= status < 300:  # 1xx/3xx that httpx did not handle: no body to save
                 raise HTTPStatusError(
-                    _status_message(status, response.reason_phrase, str(response.url))
+                    status_message(status, response.reason_phrase, str(response.url))
                 )
             total = self._expect(response, offset)
             for chunk in response.iter_raw():
@@ -466,7 +315,7 @@ class _Part:
                     self.reported = min(self.size, total)
                     self.ctx.report(self.reported, total)
             if total is not None and self.size < total:  # a 206 of less than asked for
-                raise _Retry(f"the body ended at byte {self.size} of {total}")
+                raise Retry(f"the body ended at byte {self.size} of {total}")
 
     def _expect(self, response: httpx.Response, offset: int) -> int | None:
         """Where the body goes, from the status: appended after a 206 for our range, from
@@ -480,20 +329,21 @@ class _Part:
                         "Content-Range for a request without Range"
                     )
                 self.restart()
-                raise _Retry("the server sent another range than asked for", free=True)
+                raise Retry("the server sent another range than asked for", free=True)
             return None if match.group(3) == "*" else int(match.group(3))
         if self.size:
             self.restart()  # the server ignored Range: it sends the whole file again
-        length = _content_length(response)
+        length = content_length(response)
         return length
 
     def _append(self, chunk: bytes) -> None:
-        with _local_io("the .part file"):
-            # os.write, not a buffered file: what was reported is in the file, even if the
-            # worker is killed next.
-            view, fd = memoryview(chunk), self.file.fileno()
+        with local_io("the .part file"):
+            # Straight to the file, not through a buffer: what was reported is in the file,
+            # even if the worker is killed next.
+            view, fd, at = memoryview(chunk), self.file.fileno(), self.size
             while view:
-                view = view[os.write(fd, view) :]
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
         if self._hasher is not None and self._hashed == self.size:
             self._hasher.update(chunk)
             self._hashed += len(chunk)
@@ -507,7 +357,7 @@ class _Part:
         while self._hashed < self.size:
             self.ctx.raise_if_cancelled()
             n = min(_FILE_CHUNK, self.size - self._hashed)
-            with _local_io("the .part file"):
+            with local_io("the .part file"):
                 piece = os.pread(fd, n, self._hashed)
             if not piece:
                 raise OperationError("the .part file shrank while it was being verified")
@@ -520,7 +370,7 @@ def _open_part(path: str, ctx: TaskContext) -> IO[bytes]:
     """Open ``path`` (created if missing) under an exclusive flock, waiting for another
     download of the same file to let go of it (checking for cancel while waiting)."""
     while True:
-        with _local_io(path):
+        with local_io(path):
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             while True:
@@ -546,21 +396,10 @@ def _open_part(path: str, ctx: TaskContext) -> IO[bytes]:
 # ---------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _local_io(name: str) -> Iterator[None]:
-    """Turn an OSError of the local file system (disk full, no permission, a vanished
-    file) into an OperationError, which crosses to the caller as itself."""
-    try:
-        yield
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise OperationError(f"{name}: {reason} (errno {exc.errno})") from None
-
-
-def _read_body(session: _Session, response: httpx.Response, *, progress: bool) -> bytes:
+def _read_body(session: Session, response: httpx.Response, *, progress: bool) -> bytes:
     """The whole (decoded) body, checking for cancel per chunk; with ``progress``, raw bytes
     received are reported against Content-Length."""
-    length = _content_length(response) if progress else None
+    length = content_length(response) if progress else None
     parts = []
     for chunk in response.iter_bytes():
         session.ctx.raise_if_cancelled()
@@ -577,59 +416,3 @@ def _to_response(response: httpx.Response, body: bytes) -> Response:
     for name, value in response.headers.multi_items():  # names come lower-cased
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return Response(response.status_code, headers, body, str(response.url))
-
-
-def _raise_for_status(response: httpx.Response) -> None:
-    """A 5xx is worth a retry (HTTPStatusError once they are spent); a 4xx is final."""
-    status = response.status_code
-    if status >= 400:
-        error = HTTPStatusError(_status_message(status, response.reason_phrase, str(response.url)))
-        if status >= 500:
-            raise _Retry(f"HTTP {status}", error)
-        raise error
-
-
-def _status_message(status: int, reason: str, url: str) -> str:
-    reason = "".join(ch for ch in reason if ch.isprintable())[:80]
-    if not reason:
-        try:
-            reason = http.HTTPStatus(status).phrase
-        except ValueError:
-            reason = "(no reason given)"
-    return f"HTTP {status} {reason} for {redact_url(url)}"
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length", "")
-    return int(value) if value.isdigit() else None
-
-
-def _worth_retrying(exc: BaseException) -> bool:
-    import httpx
-
-    # Not LocalProtocolError (our request is at fault), UnsupportedProtocol, InvalidURL,
-    # TooManyRedirects, DecodingError: trying again gives the same answer.
-    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
-
-
-def _describe(exc: BaseException) -> str:
-    """What went wrong, for an error message: a kind and httpx's message, except for errors
-    whose message may quote what we sent (LocalProtocolError can quote a header)."""
-    import httpx
-
-    kinds: list[tuple[type[BaseException], str]] = [
-        (httpx.TimeoutException, "timed out"),
-        (httpx.ConnectError, "could not connect"),
-        (httpx.RemoteProtocolError, "connection lost"),
-        (httpx.NetworkError, "connection lost"),
-        (httpx.TooManyRedirects, "too many redirects"),
-        (httpx.UnsupportedProtocol, "redirected to an unsupported URL"),
-        (httpx.DecodingError, "could not decode the response body"),
-    ]
-    kind = next((text for cls, text in kinds if isinstance(exc, cls)), "request failed")
-    if isinstance(exc, httpx.LocalProtocolError):
-        return f"{kind} ({type(exc).__name__})"
-    detail = "".join(ch for ch in str(exc) if ch.isprintable())[:200]
-    return (
-        f"{kind} ({type(exc).__name__}: {detail})" if detail else f"{kind} ({type(exc).__name__})"
-    )
