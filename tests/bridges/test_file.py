@@ -20,6 +20,7 @@ from workerbridge import (
     OperationError,
     ProgressInfo,
     TaskCancelledError,
+    TaskTimeoutError,
     ValidationError,
     WorkerBridge,
     WorkerPool,
@@ -64,6 +65,13 @@ def fresh_bridge(request: pytest.FixtureRequest) -> Iterator[WorkerBridge]:
 
 def temps_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".wb-tmp"))
+
+
+def long_size(bridge: WorkerBridge) -> int:
+    """Bytes that take long enough to hash or copy that a cancel comes first. The inline
+    backend runs a call to its end before the job sees the cancel (the call runs inside
+    ``job.call``), so there a short file keeps the test fast."""
+    return 64 << 20 if bridge.pool.backend == "inline" else 1 << 30
 
 
 class Progress:
@@ -139,7 +147,7 @@ def test_cancel_of_a_long_hash_files_stops_it(bridge: WorkerBridge, tmp_path: Pa
     comes while the first ones are running, and the pool serves the next call at once."""
     big = tmp_path / "big"
     with open(big, "wb") as file:
-        file.truncate(1 << 30)
+        file.truncate(long_size(bridge))
     progress = Progress()
     handle = bridge.file.hash_files([big] * 8, "sha3_256", on_progress=progress)
     assert progress.first.wait(30)
@@ -297,7 +305,7 @@ def memory_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("op", ["copy_file", "join_files"])
 def test_cancel_leaves_no_temporary(bridge: WorkerBridge, memory_dir: Path, op: str) -> None:
-    source = sparse(memory_dir / "sparse", 1 << 30)
+    source = sparse(memory_dir / "sparse", long_size(bridge))
     out = memory_dir / "out"
     progress = Progress()
     handle: Any
@@ -310,6 +318,16 @@ def test_cancel_leaves_no_temporary(bridge: WorkerBridge, memory_dir: Path, op: 
     with pytest.raises(TaskCancelledError):
         handle.result(timeout=30)
     # cancel() returned after the driver's cleanup: nothing is left behind at this point.
+    assert temps_in(memory_dir) == []
+    assert not out.exists()
+
+
+def test_timeout_leaves_no_temporary(bridge: WorkerBridge, memory_dir: Path) -> None:
+    source = sparse(memory_dir / "sparse", long_size(bridge))
+    out = memory_dir / "out"
+    handle = bridge.file.copy_file(source, out, timeout=0.02)
+    with pytest.raises(TaskTimeoutError):
+        handle.result(timeout=30)
     assert temps_in(memory_dir) == []
     assert not out.exists()
 
@@ -359,6 +377,29 @@ def test_join_into_one_of_its_parts(bridge: WorkerBridge, tmp_path: Path) -> Non
     assert temps_in(tmp_path) == []
 
 
+def test_split_makes_its_output_folder(bridge: WorkerBridge, tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"abcdefg")
+    parts = bridge.file.split_file(src, 4, tmp_path / "new" / "parts").result(timeout=30)
+    assert [Path(p).read_bytes() for p in parts] == [b"abc" + b"d", b"efg"]
+
+
+def test_a_cancelled_split_removes_the_folder_it_made(
+    bridge: WorkerBridge, memory_dir: Path
+) -> None:
+    size = long_size(bridge)
+    src = sparse(memory_dir / "f", size)
+    progress = Progress()
+    handle = bridge.file.split_file(
+        src, size // 16, memory_dir / "new" / "parts", on_progress=progress
+    )
+    assert progress.first.wait(30)
+    assert handle.cancel()
+    with pytest.raises(TaskCancelledError):
+        handle.result(timeout=30)
+    assert sorted(p.name for p in memory_dir.iterdir()) == ["f"]
+
+
 def test_split_beside_the_file_by_default(bridge: WorkerBridge, tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"abcdefg")
@@ -373,8 +414,8 @@ def test_split_and_join_check_their_arguments(bridge: WorkerBridge, tmp_path: Pa
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValidationError, match="part_size"):
             bridge.file.split_file(src, bad)  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="output_dir"):
-        bridge.file.split_file(src, 1, tmp_path / "missing")
+    with pytest.raises(ValidationError, match="output_dir: not a folder"):
+        bridge.file.split_file(src, 1, src / "sub")
     with pytest.raises(ValidationError, match="parts"):
         bridge.file.join_files([], tmp_path / "out")
     with pytest.raises(ValidationError, match="parts must be a sequence"):

@@ -229,20 +229,22 @@ class FileBridge:
     ) -> TaskHandle[list[str]]:
         """Split the file into parts of ``part_size`` bytes (the last one shorter), named
         ``<name>.part0001``, ``<name>.part0002``, ... (more digits past 9999 parts) in
-        ``output_dir`` (default: the file's folder); returns their paths in order. Parts
-        are copied in parallel, one call each, and all appear together at the end. An empty
-        file gives one empty part, so that ``join_files`` restores it.
+        ``output_dir`` (default: the file's folder; made with its parents if missing, and
+        removed again if the split fails); returns their paths in order. Parts are copied
+        in parallel, one call each, and all appear together at the end. An empty file
+        gives one empty part, so that ``join_files`` restores it.
 
         Raises:
             ValidationError: ``path`` is not an existing regular file; ``part_size`` is not
-                an int > 0; ``output_dir`` is not an existing writable folder.
+                an int > 0; ``output_dir`` is not a folder, or is missing and its nearest
+                existing parent is not a writable folder.
         """
         options = OperationOptions(on_progress, signal, timeout)
         source, info = _regular_file(path, "path")
         if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size <= 0:
             raise ValidationError(f"part_size must be an int > 0, got {part_size!r}")
-        folder = os.path.dirname(source) if output_dir is None else output_dir
-        folder = _folder(folder or ".", "output_dir", writable=True)
+        folder = os.path.dirname(source) or "." if output_dir is None else output_dir
+        folder = _output_folder(folder, "output_dir")
         size = info.st_size
         count = max(1, -(-size // part_size))
         digits = max(_PART_DIGITS, len(str(count)))
@@ -251,6 +253,7 @@ class FileBridge:
 
         def driver(job: Job[list[str]]) -> list[str]:
             with _Outputs() as outputs:
+                outputs.make_folders(folder)
 
                 def part(index: int) -> Callable[[], TaskHandle[Any]]:
                     offset = index * part_size
@@ -542,6 +545,20 @@ def _folder(value: object, argument: str, *, writable: bool = False) -> str:
     return path
 
 
+def _output_folder(value: object, argument: str) -> str:
+    """A folder to write into, existing or to be made (its nearest existing parent must be
+    a writable folder then)."""
+    path = _path(value, argument)
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValidationError(f"{argument}: not a folder: {existing!r}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValidationError(f"{argument}: cannot create files in {existing!r}")
+    return path
+
+
 def _output_path(value: object, argument: str) -> str:
     path = _path(value, argument)
     if os.path.isdir(path):
@@ -613,6 +630,7 @@ class _Outputs:
 
     def __init__(self) -> None:
         self._pending: list[tuple[str, str, int | None]] = []  # temp, final, mode
+        self._folders: list[str] = []  # made by make_folders, outermost first
 
     def __enter__(self) -> _Outputs:
         return self
@@ -622,8 +640,27 @@ class _Outputs:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
         self._pending.clear()
+        for folder in reversed(self._folders):
+            with contextlib.suppress(OSError):  # not empty: someone else put files there
+                os.rmdir(folder)
+        self._folders.clear()
         if isinstance(exc, OSError):
             raise OperationError(_describe(exc)) from None
+
+    def make_folders(self, path: str) -> None:
+        """Make ``path`` and its missing parents; those made are removed again unless the
+        outputs are committed."""
+        missing = []
+        head = os.path.abspath(path)
+        while not os.path.isdir(head):
+            missing.append(head)
+            head = os.path.dirname(head)
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                continue  # made by someone else meanwhile: not ours to remove
+            self._folders.append(folder)
 
     def create(self, final: str, mode: int | None = None) -> str:
         """A new empty temporary for ``final``; ``mode``: its permission bits once
@@ -655,6 +692,7 @@ class _Outputs:
                 os.chmod(temp, mode)
             os.replace(temp, final)
             self._pending.pop(0)
+        self._folders.clear()  # they hold the outputs now
 
 
 def _describe(exc: OSError) -> str:
