@@ -30,7 +30,7 @@ from typing import Any
 
 from ._errors import EXIT_PIPE, describe
 from ._interrupt import Interrupted, InterruptGuard
-from ._parser import build_parser
+from ._parser import build_parser, split_passthrough
 from ._session import CommonOptions, Session
 
 __all__ = ["main"]
@@ -85,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     code (see ``workerbridge --help``). Never raises, except ``SystemExit`` from
     ``--help`` and ``--version``, which carries the code too."""
     parser = build_parser(list(HANDLERS))
-    args = parser.parse_args(argv)
+    head, passthrough = split_passthrough(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(head)
+    if passthrough is not None:
+        args.bench_args = passthrough
     options = CommonOptions(
         workers=args.workers, backend=args.backend, json=args.json, quiet=args.quiet
     )

@@ -124,10 +124,11 @@ def cmd_info(session: Session, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def find_checkout() -> Path | None:
-    """The source checkout this package runs from (``src/workerbridge`` with ``bench/``
-    beside ``src/``), or None for an installed copy."""
-    package = Path(__file__).resolve().parent.parent
+def find_checkout(package: Path | None = None) -> Path | None:
+    """The source checkout the package at ``package`` (default: this one) runs from
+    (``src/workerbridge`` with ``bench/`` beside ``src/``), or None for an installed copy."""
+    if package is None:
+        package = Path(__file__).resolve().parent.parent
     root = package.parent.parent
     if package.parent.name != "src" or not (root / "bench" / "__main__.py").is_file():
         return None

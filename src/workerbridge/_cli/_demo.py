@@ -101,14 +101,15 @@ class _Maker:
 
 
 def _plan(total: int) -> list[tuple[str, int, str]]:
+    """(relative path, size, kind) of every file: each group gets its share of ``total``,
+    in files whose sizes vary from half to one and a half times the group's mean."""
     files = []
     for pattern, share, kind, count in _LAYOUT:
         part = int(total * share)
-        each = max(1, part // count)
-        for i in range(count):
-            # Sizes vary around the mean so that no two files are alike.
-            size = each if count == 1 else int(each * (0.5 + (i * 7919 % count) / count))
-            files.append((pattern.format(i + 1), max(1, size), kind))
+        weights = [0.5 + (i * 7919 % count) / count for i in range(count)]
+        sizes = [int(part * w / sum(weights)) for w in weights]
+        sizes[-1] += part - sum(sizes)  # the group adds up to its share exactly
+        files += [(pattern.format(i + 1), max(1, n), kind) for i, n in enumerate(sizes)]
     return files
 
 
@@ -144,15 +145,16 @@ def _each(
         return Work(rel, size, lambda cb: start(rel, cb))
 
     works = [work(rel, size) for rel, size in files]
-    outcome = run_all(session, works, title=title, window=session.pool.size)
+    outcome = run_all(session, works, title=title, window=2 * session.pool.size)
     return outcome.results, outcome.seconds
 
 
 def _iter_lines(steps: list[_Step]) -> Iterator[str]:
     yield f"  {'step':<12} {'in':>11} {'out':>11} {'time':>8} {'rate':>13}"
     for s in steps:
+        out = human_bytes(s.bytes_out) if s.bytes_out else "-"
         yield (
-            f"  {s.name:<12} {human_bytes(s.bytes_in):>11} {human_bytes(s.bytes_out):>11}"
+            f"  {s.name:<12} {human_bytes(s.bytes_in):>11} {out:>11}"
             f" {human_seconds(s.seconds):>8} {human_rate(s.bytes_in, s.seconds):>13}"
         )
 
@@ -310,11 +312,11 @@ def _demo(session: Session, root: str, total: int) -> int:
         f" {human_bytes(enc_size)}\n"
     )
     say(
-        f"\npool: {stats.backend}, {len(stats.workers)} workers; tasks submitted"
-        f" {stats.submitted}, completed {stats.completed}, failed {stats.failed}, cancelled"
-        f" {stats.cancelled}; restarts {stats.restarts}; utilization"
-        f" {100 * stats.utilization:.0f}%\n"
-        f"  wait p50 {1e3 * stats.wait_time.p50:.2f} ms, p99 {1e3 * stats.wait_time.p99:.2f} ms;"
+        f"\npool: {len(stats.workers)} {stats.backend} workers, utilization"
+        f" {100 * stats.utilization:.0f}%; tasks: {stats.submitted} submitted,"
+        f" {stats.completed} completed, {stats.failed} failed (the tampered file),"
+        f" {stats.cancelled} cancelled; {stats.restarts} restarts\n"
+        f"  wait p50 {1e3 * stats.wait_time.p50:.2f} ms, p99 {1e3 * stats.wait_time.p99:.1f} ms;"
         f" run p50 {1e3 * stats.run_time.p50:.1f} ms, p99 {1e3 * stats.run_time.p99:.1f} ms\n"
     )
     for w in stats.workers:

@@ -16,7 +16,7 @@ from ._errors import EXIT_USAGE, one_line
 from ._keys import DEFAULT_KEY_ENV, KEY_FORMAT_HELP
 from ._units import parse_size
 
-__all__ = ["EXIT_CODES_HELP", "Parser", "build_parser", "version"]
+__all__ = ["EXIT_CODES_HELP", "Parser", "build_parser", "split_passthrough", "version"]
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -156,6 +156,31 @@ def _output_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "-f", "--force", action="store_true", help="overwrite existing output files"
     )
+
+
+#: Commands whose arguments all go to another program (``bench`` runs ``python -m bench``).
+PASSTHROUGH = ("bench",)
+#: Common options that take a value (to find the command word among the arguments).
+_VALUED = ("-w", "--workers", "--backend")
+
+
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``argv`` up to a pass-through command, and the arguments after it (None when the
+    command is not one): ``bench --only x`` must not be parsed as options of ours."""
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _VALUED:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        if arg in PASSTHROUGH:
+            return args[: i + 1], args[i + 1 :]
+        return args, None
+    return args, None
 
 
 def build_parser(commands: Sequence[str]) -> Parser:
@@ -299,9 +324,9 @@ def build_parser(commands: Sequence[str]) -> Parser:
         "bench",
         "run the benchmark suite (source checkout only)",
         "Run 'python -m bench' from the source checkout this workerbridge is installed "
-        "from; ARGS are passed on (try 'workerbridge bench --help').",
+        "from; every argument after 'bench' is passed on (try 'workerbridge bench --help').",
     )
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS")
+    p.add_argument("bench_args", nargs="*", metavar="ARGS", help=argparse.SUPPRESS)
 
     p = command(
         "demo",

@@ -3,8 +3,10 @@ the terminal, the temporary area, and how it all ends.
 
 ``close()`` ends a successful run: the pool is closed gracefully. ``abort()`` ends any
 other: every operation still running is cancelled (a bridge's job handle returns only once
-its driver has removed its temporary output), the pool is terminated (its workers killed,
-its shared-memory segments unlinked), and the temporary area removed. Both are idempotent.
+its driver has removed its temporary output), the workers get a moment to finish what the
+cancel asked of them (a worker removes its own temporary file), then the pool is stopped
+(its workers killed if need be, its shared-memory segments unlinked), and the temporary
+area removed. Both are idempotent.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ POOL_OPTIONS: dict[str, Any] = {
     "heartbeat_timeout": 5.0,
     "ready_timeout": 30.0,
 }
+
+
+#: After a failure or Ctrl-C, how long the cancelled tasks get to finish their cleanup
+#: before their workers are killed.
+_ABORT_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,11 @@ class Session:
             for handle in active:
                 handle.cancel()
             if self._pool is not None:
+                # A cancelled task's handle resolves at once, but its worker may still be
+                # removing a temporary file (a download's, say): wait for the workers to
+                # answer (a task that ignores its cancel is killed after kill_grace
+                # anyway), then stop them; whatever still runs at the deadline is killed.
+                self._pool.close(_ABORT_WAIT_S)
                 self._pool.terminate()
         finally:
             self.temp.close()

@@ -3,7 +3,7 @@ input file becomes one output file (or stdout), by one bridge operation per inpu
 
 ``plan`` checks the whole command line before anything runs (inputs readable, outputs
 not overwritten without ``--force``, binary data not sent to a terminal, ``-o`` with one
-input only) and spools stdin; ``run`` starts the operations (one per worker at a time:
+input only) and spools stdin; ``run`` starts the operations (two per worker at a time;
 each is itself parallel over chunks), then copies the outputs bound for stdout in input
 order, once every operation has succeeded.
 """
@@ -118,7 +118,9 @@ def run(
         )
 
     works = [work(t) for t in targets]
-    outcome = run_all(session, works, title=title, window=session.pool.size)
+    # Two operations per worker: a big file keeps every worker busy by itself (its chunks
+    # run in parallel), and many small files do not wait on each other's start and finish.
+    outcome = run_all(session, works, title=title, window=2 * session.pool.size)
     for target in targets:
         if target.output == STDIO:
             copy_to_stdout(target.staged)
