@@ -154,6 +154,7 @@ def test_cancel_of_a_long_hash_files_stops_it(bridge: WorkerBridge, tmp_path: Pa
     assert handle.cancel()
     with pytest.raises(TaskCancelledError):
         handle.result(timeout=30)
+    assert temps_in(tmp_path) == []
     small = tmp_path / "small"
     small.write_bytes(b"after")
     assert bridge.file.hash_file(small).result(timeout=30) == reference("sha256", b"after")

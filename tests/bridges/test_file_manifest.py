@@ -109,7 +109,7 @@ def test_manifest_of_other_algorithms_is_what_their_tool_prints(
 def test_manifest_of_algorithms_without_a_coreutils_tool(
     bridge: WorkerBridge, tree: tuple[Path, list[str]], algorithm: str
 ) -> None:
-    """Same format; the digests are the libraries' (``b3sum`` prints these lines too)."""
+    """Same format; the digests are the libraries' (the format is also ``b3sum``'s)."""
     root, names = tree
     text = bridge.file.checksum_manifest(root, algorithm).result(timeout=30)
 

@@ -332,7 +332,8 @@ class FileBridge:
         order of ``LC_ALL=C sort``), exactly what ``sha256sum <paths>`` prints inside the
         folder (a name with a backslash, newline or carriage return is escaped and its line
         starts with a backslash), so ``cd folder && sha256sum -c`` accepts it. Other
-        algorithms use the same format (``sha512sum``, ``b2sum`` and ``b3sum`` read it).
+        algorithms use the same format (``sha512sum -c`` and ``b2sum -c`` check it; it is
+        also the format of ``b3sum``).
 
         The folder is listed when this is called. Symbolic links (to files or folders) and
         special files are not listed, like ``find -type f``; subfolders are. When ``output``

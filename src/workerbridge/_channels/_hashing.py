@@ -21,10 +21,11 @@ single-threaded: a pool keeps every core busy with one file per worker, and BLAK
 threads measured 7 % faster alone but slower than one thread when two workers hash at once).
 
 The checksum-file format (``format_line``, ``parse_manifest``) is GNU coreutils' untagged
-text format, ``<hex>  <name>``, for every algorithm. It is what ``sha256sum``,
-``sha512sum``, ``b2sum`` (BLAKE2b-512) and ``b3sum`` print and check; for SHA3-256, which has
-no coreutils ``*sum`` tool of its own, the same format is used (coreutils 9.1 has none; a
-later ``cksum -a sha3 --untagged`` reads it).
+text format, ``<hex>  <name>``, for every algorithm: exactly what ``sha256sum``,
+``sha512sum`` and ``b2sum`` (BLAKE2b-512) print and check (tested against coreutils 9.1),
+and the format of BLAKE3's own ``b3sum``. SHA3-256 has no ``*sum`` tool in coreutils 9.1;
+its manifests use the same format, with 64 hex digits, so the algorithm has to be known
+when verifying (as for every format without tags).
 """
 
 from __future__ import annotations
