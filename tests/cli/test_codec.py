@@ -162,3 +162,15 @@ def test_usage_and_input_errors(
     assert result.returncode == code
     assert expected in one_error_line(result)
     assert gzip.decompress((work / "a.gz").read_bytes()) == b"old"  # never overwritten
+
+
+def test_force_replaces_an_existing_output(work: Path, env: dict[str, str]) -> None:
+    (work / "a").write_bytes(DATA[:100_000])
+    (work / "a.gz").write_bytes(b"old")
+    result = run_cli("compress", "-f", "a", cwd=work, env=env)
+    assert result.returncode == 0, result.stderr
+    assert gzip.decompress((work / "a.gz").read_bytes()) == DATA[:100_000]
+    (work / "a").write_bytes(b"stale")
+    result = run_cli("decompress", "--force", "a.gz", cwd=work, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (work / "a").read_bytes() == DATA[:100_000]

@@ -38,7 +38,9 @@ def cmd_compress(session: Session, args: argparse.Namespace) -> int:
         binary_output=True,
         no_default="",
     )
-    options: dict[str, Any] = {"format": fmt, "level": args.level}
+    # --force was checked against every output already; the bridge refuses to replace a
+    # file unless told (and never replaces one that appears while it runs).
+    options: dict[str, Any] = {"format": fmt, "level": args.level, "overwrite": args.force}
     if args.chunk_size is not None:
         options["chunk_size"] = args.chunk_size
     compression = session.bridge.compression
@@ -74,7 +76,7 @@ def cmd_decompress(session: Session, args: argparse.Namespace) -> int:
         session,
         targets,
         lambda src, dst, cb: compression.decompress_file(
-            src, dst, format=fmt, max_output=limit, on_progress=cb
+            src, dst, format=fmt, max_output=limit, overwrite=args.force, on_progress=cb
         ),
         verb="decompressed",
         title="decompress",

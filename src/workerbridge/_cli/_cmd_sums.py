@@ -1,7 +1,8 @@
 """``hash``, ``manifest`` and ``verify``: checksums in the format of ``sha256sum``.
 
-``hash`` starts one ``file.hash_file`` per input (at most two per worker in flight, so no
-worker waits for the next file), which gives a progress line per file; ``manifest`` and
+``hash`` starts one ``file.hash_file`` per large input (at most two per worker in flight,
+so no worker waits for the next file), which gives a progress line per file, and one
+``file.hash_files`` for all the small ones (packed many to a worker call); ``manifest`` and
 ``verify`` are one ``checksum_manifest`` / ``verify_manifest`` operation each over the
 folder. Every input is checked before the pool starts, so a missing file costs nothing
 and names itself in one line.
@@ -31,6 +32,11 @@ def _summary(session: Session, verb: str, count: int, nbytes: int, seconds: floa
     )
 
 
+#: Files at least this big get a progress line (and worker calls) of their own; smaller
+#: ones are hashed together by one ``hash_files``, which packs many into each worker call.
+_OWN_LINE_BYTES = 4 << 20
+
+
 def cmd_hash(session: Session, args: argparse.Namespace) -> int:
     """``workerbridge hash [FILE...]``: what ``sha256sum FILE...`` prints."""
     names: list[str] = args.files or [STDIO]
@@ -41,21 +47,37 @@ def cmd_hash(session: Session, args: argparse.Namespace) -> int:
         paths[STDIO], sizes[STDIO] = session.temp.spool_stdin()
     algorithm: str = args.algorithm
     files = session.bridge.file
+    unique = list(dict.fromkeys(names))
+    large = [n for n in unique if sizes[n] >= _OWN_LINE_BYTES]
+    small = [n for n in unique if sizes[n] < _OWN_LINE_BYTES]
 
-    def work(name: str) -> Work[str]:
+    def one(name: str) -> Work[Any]:
         path = paths.get(name, name)
         return Work(name, sizes[name], lambda cb: files.hash_file(path, algorithm, on_progress=cb))
 
-    works = [work(name) for name in names]
-    outcome = run_all(session, works, title=f"{algorithm}", window=2 * session.pool.size)
-    pairs = list(zip(names, outcome.results, strict=True))
+    works = [one(name) for name in large]
+    if small:
+        small_paths = [paths.get(n, n) for n in small]
+        works.append(
+            Work(
+                f"{len(small)} file{'s' if len(small) != 1 else ''}",
+                sum(sizes[n] for n in small),
+                lambda cb: files.hash_files(small_paths, algorithm, on_progress=cb),
+            )
+        )
+    outcome = run_all(session, works, title=algorithm, window=2 * session.pool.size)
+    found: list[str] = []
+    for result in outcome.results:  # a digest (hash_file) or [(path, digest)] (hash_files)
+        found += [result] if isinstance(result, str) else [digest for _path, digest in result]
+    digests = dict(zip([*large, *small], found, strict=True))
+    pairs = [(name, digests[name]) for name in names]
     if session.options.json:
         session.emit_json(
             [{"file": name, "algorithm": algorithm, "digest": digest} for name, digest in pairs]
         )
     else:
         session.out("".join(digest_line(digest, name) + "\n" for name, digest in pairs))
-    _summary(session, "hashed", len(names), outcome.nbytes, outcome.seconds)
+    _summary(session, "hashed", len(unique), outcome.nbytes, outcome.seconds)
     return EXIT_OK
 
 
