@@ -517,6 +517,11 @@ def _chunks_per_call(chunks: int, chunk_size: int, workers: int) -> int:
     return max(1, min(most, max(least, spread)))
 
 
+#: One channel call of a file job: the operation's leading arguments, where its input
+#: starts in the source and how long it is, and where its output goes in the destination.
+_Range: TypeAlias = tuple[tuple[Any, ...], int, int, int]
+
+
 def _seal_job(
     job: Job[Any],
     *,
@@ -528,51 +533,24 @@ def _seal_job(
     size: int,
     output: str | None,
 ) -> bytes | FileResult:
-    """Seal every range of chunks on the workers; write or join the results in order."""
+    """Seal every range of chunks on the workers; the header is written here."""
     header = encode_header(chunk_size, file_nonce)
     subkey = derive_subkey(key, header)
     chunks = chunk_count(size, chunk_size)
     per = _chunks_per_call(chunks, chunk_size, job.pool.size)
     stride = chunk_size + TAG_SIZE
-    out_size = ciphertext_size(size, chunk_size)
 
-    def calls(dest: str | None) -> Iterator[Callable[[], TaskHandle[Any]]]:
+    def ranges() -> Iterator[_Range]:
         for first in range(0, chunks, per):
             count = min(per, chunks - first)
             start = first * chunk_size
             n = min(count * chunk_size, size - start)
-            src, src_off = (
-                (source, start) if isinstance(source, str) else (source[start : start + n], 0)
-            )
-            yield functools.partial(
-                job.call,
-                "crypto",
-                "seal_range",
-                subkey,
-                aad,
-                chunk_size,
-                first,
-                count,
-                first + count == chunks,
-                n,
-                src,
-                src_off,
-                dest,
-                HEADER_SIZE + first * stride,
-                weight=n,
-            )
+            final = first + count == chunks
+            args = (subkey, aad, chunk_size, first, count, final, n)
+            yield args, start, n, HEADER_SIZE + first * stride
 
-    window = 2 * job.pool.size
-    if output is None:
-        return b"".join([header, *job.ordered(calls(None), window)])
-    with _TempOutput(output, out_size) as temp:
-        temp.write_at(header, 0)
-        for _ in job.ordered(calls(temp.path), window):
-            pass
-        if isinstance(source, str):
-            _check_unchanged(source, size)
-        temp.commit()
-    return FileResult(output, size, out_size)
+    out_size = ciphertext_size(size, chunk_size)
+    return _run_ranges(job, "seal_range", ranges(), source, size, output, out_size, header)
 
 
 def _open_job(
@@ -584,7 +562,8 @@ def _open_job(
     size: int,
     output: str | None,
 ) -> bytes | FileResult:
-    """Parse the header, then open every range of chunks on the workers."""
+    """Parse the header and the layout here, then open every range of chunks on the
+    workers (FormatError / TruncationError / IntegrityError of the first bad chunk)."""
     header = _read_header(source)
     layout = layout_of(size, header)
     subkey = derive_subkey(key, header.raw)
@@ -592,45 +571,67 @@ def _open_job(
     chunks, chunk_size, stride = layout.chunks, layout.chunk_size, layout.stride
     per = _chunks_per_call(chunks, chunk_size, job.pool.size)
 
-    def calls(dest: str | None) -> Iterator[Callable[[], TaskHandle[Any]]]:
+    def ranges() -> Iterator[_Range]:
         for first in range(0, chunks, per):
             count = min(per, chunks - first)
             final = first + count == chunks
             last_size = layout.last_size if final else stride
-            start = layout.offset(first)
-            n = (count - 1) * stride + last_size
-            src, src_off = (
-                (source, start) if isinstance(source, str) else (source[start : start + n], 0)
-            )
+            args = (subkey, aad, chunk_size, first, count, final, last_size)
+            yield args, layout.offset(first), (count - 1) * stride + last_size, first * chunk_size
+
+    out_size = layout.plaintext_size
+    return _run_ranges(job, "open_range", ranges(), source, size, output, out_size, b"")
+
+
+def _run_ranges(
+    job: Job[Any],
+    operation: str,
+    ranges: Iterator[_Range],
+    source: memoryview | str,
+    size: int,
+    output: str | None,
+    out_size: int,
+    header: bytes,
+) -> bytes | FileResult:
+    """Run one ``crypto.<operation>`` call per range, ``2 * pool.size`` in flight, in order.
+
+    To bytes: the results are joined behind ``header``, and only once every call succeeded.
+    To a file: every call writes its part of a preallocated temporary file itself, which
+    is renamed over ``output`` at the end and removed on any error, cancel or timeout (the
+    first failing range's error is raised, the calls still in flight are cancelled).
+    """
+
+    def calls(dest: str | None) -> Iterator[Callable[[], TaskHandle[Any]]]:
+        for args, start, length, dest_offset in ranges:
+            if isinstance(source, str):  # the worker reads its part of the file itself
+                src: memoryview | str = source
+                src_offset = start
+            else:  # the range's bytes (through shared memory when large)
+                src, src_offset = source[start : start + length], 0
             yield functools.partial(
                 job.call,
                 "crypto",
-                "open_range",
-                subkey,
-                aad,
-                chunk_size,
-                first,
-                count,
-                final,
-                last_size,
+                operation,
+                *args,
                 src,
-                src_off,
+                src_offset,
                 dest,
-                first * chunk_size,
-                weight=n,
+                dest_offset,
+                weight=length,
             )
 
     window = 2 * job.pool.size
     if output is None:
-        return b"".join(job.ordered(calls(None), window))
-    plain_size = layout.plaintext_size
-    with _TempOutput(output, plain_size) as temp:
+        return b"".join([header, *job.ordered(calls(None), window)])
+    with _TempOutput(output, out_size) as temp:
+        if header:
+            temp.write_at(header, 0)
         for _ in job.ordered(calls(temp.path), window):
             pass
         if isinstance(source, str):
             _check_unchanged(source, size)
         temp.commit()
-    return FileResult(output, size, plain_size)
+    return FileResult(output, size, out_size)
 
 
 def _read_header(source: memoryview | str) -> Header:
@@ -735,19 +736,24 @@ def _preallocate(fd: int, size: int) -> None:
 
 
 # ---------------------------------------------------------------- argument checks
-def _data(name: str, value: object, limit: int | None) -> memoryview:
-    if not isinstance(value, bytes | bytearray | memoryview):
+def _data(name: str, value: object, limit: int | None) -> Data:
+    """``value`` checked as bytes-like: bytes and bytearray as they are (they pickle
+    without a copy of their own), a memoryview as a flat view of its bytes."""
+    if isinstance(value, bytes | bytearray):
+        size = len(value)
+    elif isinstance(value, memoryview):
+        if not value.c_contiguous:
+            raise ValidationError(f"{name} must be a contiguous buffer")
+        if value.format != "B" or value.ndim != 1:
+            value = value.cast("B")
+        size = value.nbytes
+    else:
         raise ValidationError(
             f"{name} must be bytes, bytearray or memoryview, got {type(value).__name__}"
         )
-    view = memoryview(value)
-    if not view.c_contiguous:
-        raise ValidationError(f"{name} must be a contiguous buffer")
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    if limit is not None and len(view) > limit:
-        raise ValidationError(f"{name} must be at most {limit} bytes, got {len(view)}")
-    return view
+    if limit is not None and size > limit:
+        raise ValidationError(f"{name} must be at most {limit} bytes, got {size}")
+    return value
 
 
 def _bytes(name: str, value: object) -> bytes:
@@ -830,7 +836,7 @@ def _input_file(name: str, value: object) -> tuple[str, int]:
 
 def _source(value: object) -> tuple[memoryview | str, int]:
     if isinstance(value, bytes | bytearray | memoryview):
-        view = _data("data_or_path", value, None)
+        view = memoryview(_data("data_or_path", value, None))  # sliced per range, no copies
         return view, len(view)
     if isinstance(value, str | os.PathLike):
         return _input_file("data_or_path", value)
