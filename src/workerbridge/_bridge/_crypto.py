@@ -264,7 +264,9 @@ class CryptoBridge:
         handle's result is the encrypted bytes. ``nonce`` is the file nonce (random when
         omitted), refused like ``encrypt``'s when reused with the same key. Progress is in
         plaintext bytes. On cancel, timeout or error the temporary file is removed before
-        the handle resolves, and ``output`` is left as it was.
+        the handle resolves, and ``output`` is left as it was. The handle raises
+        ``NonceReuseError`` for a reused pair, ``OperationError`` when a file cannot be
+        read or written or the input changes size while it is read.
 
         Raises:
             ValidationError: a bad key, nonce, aad or ``chunk_size`` (outside
@@ -274,6 +276,7 @@ class CryptoBridge:
         options = OperationOptions(on_progress, signal, timeout)
         source, size = _source(data_or_path)
         key = _key(key)
+        file_nonce = self.generate_nonce() if nonce is None else _nonce(nonce)
         extra = _aad(aad, MAX_ONE_SHOT)
         chunk_size = _chunk_size(chunk_size)
         target = None if output is None else _output(output)
@@ -282,24 +285,20 @@ class CryptoBridge:
         seal = functools.partial(
             _seal_job,
             key=key,
+            file_nonce=file_nonce,
             aad=extra,
             chunk_size=chunk_size,
             source=source,
             size=size,
             output=target,
         )
-        if nonce is None:
-            seal.keywords["file_nonce"] = self.generate_nonce()
+
+        def dispatch() -> TaskHandle[Any]:
             return start_job(self._pool, seal, options, total=size, name="encrypt_file")
-        checked = _nonce(nonce)
-        seal.keywords["file_nonce"] = checked
-        return self._claimed(
-            key,
-            checked,
-            options,
-            "encrypt_file",
-            lambda: start_job(self._pool, seal, options, total=size, name="encrypt_file"),
-        )
+
+        if nonce is None:
+            return dispatch()
+        return self._claimed(key, file_nonce, options, "encrypt_file", dispatch)
 
     @overload
     def decrypt_file(
