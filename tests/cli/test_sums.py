@@ -175,3 +175,24 @@ def test_verify_of_a_missing_manifest(work: Path, env: dict[str, str]) -> None:
     result = run_cli("verify", "NOPE", cwd=work, env=env)
     assert result.returncode == 1
     assert one_error_line(result) == "workerbridge: error: NOPE: No such file or directory"
+
+
+def test_stdin_twice_and_a_named_pipe_like_sha256sum(work: Path, env: dict[str, str]) -> None:
+    import threading
+
+    data = os.urandom(200_000)
+    (work / "f").write_bytes(data)
+    result = run_cli("hash", "-", "f", "-", cwd=work, stdin=data, env=env)
+    assert result.returncode == 0, result.stderr
+    # The second '-' finds stdin already read: the digest of nothing, as with sha256sum.
+    assert result.stdout == coreutils("sha256sum", "-", "f", "-", cwd=work, stdin=data)[1]
+
+    os.mkfifo(work / "pipe")
+    writer = threading.Thread(target=(work / "pipe").write_bytes, args=(data,))
+    writer.start()
+    try:
+        result = run_cli("hash", "pipe", cwd=work, env=env)
+    finally:
+        writer.join(30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == coreutils("sha256sum", "f", cwd=work)[1].replace(b"  f", b"  pipe")

@@ -40,29 +40,42 @@ _OWN_LINE_BYTES = 4 << 20
 def cmd_hash(session: Session, args: argparse.Namespace) -> int:
     """``workerbridge hash [FILE...]``: what ``sha256sum FILE...`` prints."""
     names: list[str] = args.files or [STDIO]
-    sizes = {name: check_input(name) for name in names if name != STDIO}
-    paths: dict[str, str] = {}
-    if STDIO in names:
-        # Like sha256sum: stdin is read once; a second '-' hashes what is left (nothing).
-        paths[STDIO], sizes[STDIO] = session.temp.spool_stdin()
+    checked = {name: check_input(name) for name in names if name != STDIO}
+    # What each name on the command line hashes. As with sha256sum, stdin (or a pipe) is
+    # read by its first mention: the next ones read nothing, and hash as empty input.
+    paths: list[str] = []
+    sizes: dict[str, int] = {}
+    streams_read: set[str] = set()
+    for name in names:
+        if name == STDIO or checked[name] is None:
+            if name in streams_read:
+                path, size = session.temp.empty_file(), 0
+            else:
+                streams_read.add(name)
+                path, size = session.temp.prepare(name, checked.get(name))
+        else:
+            path, size = name, checked[name] or 0
+        paths.append(path)
+        sizes[path] = size
     algorithm: str = args.algorithm
     files = session.bridge.file
-    unique = list(dict.fromkeys(names))
-    large = [n for n in unique if sizes[n] >= _OWN_LINE_BYTES]
-    small = [n for n in unique if sizes[n] < _OWN_LINE_BYTES]
+    unique = list(dict.fromkeys(paths))
+    large = [p for p in unique if sizes[p] >= _OWN_LINE_BYTES]
+    small = [p for p in unique if sizes[p] < _OWN_LINE_BYTES]
+    label = dict(zip(paths, names, strict=True))
 
-    def one(name: str) -> Work[Any]:
-        path = paths.get(name, name)
-        return Work(name, sizes[name], lambda cb: files.hash_file(path, algorithm, on_progress=cb))
+    def one(path: str) -> Work[Any]:
+        return Work(
+            label[path], sizes[path], lambda cb: files.hash_file(path, algorithm, on_progress=cb)
+        )
 
-    works = [one(name) for name in large]
+    works = [one(path) for path in large]
     if small:
-        small_paths = [paths.get(n, n) for n in small]
         works.append(
             Work(
                 f"{len(small)} file{'s' if len(small) != 1 else ''}",
-                sum(sizes[n] for n in small),
-                lambda cb: files.hash_files(small_paths, algorithm, on_progress=cb),
+                sum(sizes[p] for p in small),
+                lambda cb: files.hash_files(small, algorithm, on_progress=cb),
             )
         )
     outcome = run_all(session, works, title=algorithm, window=2 * session.pool.size)
@@ -70,14 +83,14 @@ def cmd_hash(session: Session, args: argparse.Namespace) -> int:
     for result in outcome.results:  # a digest (hash_file) or [(path, digest)] (hash_files)
         found += [result] if isinstance(result, str) else [digest for _path, digest in result]
     digests = dict(zip([*large, *small], found, strict=True))
-    pairs = [(name, digests[name]) for name in names]
+    pairs = [(name, digests[path]) for name, path in zip(names, paths, strict=True)]
     if session.options.json:
         session.emit_json(
             [{"file": name, "algorithm": algorithm, "digest": digest} for name, digest in pairs]
         )
     else:
         session.out("".join(digest_line(digest, name) + "\n" for name, digest in pairs))
-    _summary(session, "hashed", len(unique), outcome.nbytes, outcome.seconds)
+    _summary(session, "hashed", len(names), outcome.nbytes, outcome.seconds)
     return EXIT_OK
 
 
@@ -122,10 +135,9 @@ def cmd_manifest(session: Session, args: argparse.Namespace) -> int:
 def cmd_verify(session: Session, args: argparse.Namespace) -> int:
     """``workerbridge verify MANIFEST``: ``sha256sum -c MANIFEST``, in parallel."""
     manifest: str = args.manifest
-    if manifest == STDIO:
-        manifest, _ = session.temp.spool_stdin()
-    else:
-        check_input(manifest)
+    manifest, _ = session.temp.prepare(
+        manifest, None if manifest == STDIO else check_input(manifest)
+    )
     folder: str = args.directory if args.directory is not None else os.getcwd()
     if not os.path.isdir(folder):
         raise CliError(f"{folder}: No such file or directory")

@@ -313,9 +313,9 @@ def _demo(session: Session, root: str, total: int) -> int:
     )
     say(
         f"\npool: {len(stats.workers)} {stats.backend} workers, utilization"
-        f" {100 * stats.utilization:.0f}%; tasks: {stats.submitted} submitted,"
-        f" {stats.completed} completed, {stats.failed} failed (the tampered file),"
-        f" {stats.cancelled} cancelled; {stats.restarts} restarts\n"
+        f" {100 * stats.utilization:.0f}%, {stats.restarts} restarts\n"
+        f"  tasks: {stats.submitted} submitted, {stats.completed} completed,"
+        f" {stats.failed} failed (the tampered file), {stats.cancelled} cancelled\n"
         f"  wait p50 {1e3 * stats.wait_time.p50:.2f} ms, p99 {1e3 * stats.wait_time.p99:.1f} ms;"
         f" run p50 {1e3 * stats.run_time.p50:.1f} ms, p99 {1e3 * stats.run_time.p99:.1f} ms\n"
     )

@@ -10,7 +10,8 @@ partial output is ever left behind.
   the same temporary-name-and-rename, removed on any error or interrupt.
 - ``-`` as input: stdin is spooled to a file in a private temporary folder (the bridges
   read files, in parallel, from the workers), removed when the command ends however it
-  ends. ``-`` (or ``-c``) as output: the bridge writes into that folder and the file is
+  ends. So is an input that is a pipe (``<(command)``) rather than a file.
+- ``-`` (or ``-c``) as output: the bridge writes into that folder and the file is
   copied to stdout only once the operation has succeeded, so a failed decryption or a
   corrupt archive never sends a byte of output down the pipe.
 """
@@ -25,6 +26,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from ._errors import CliError
 
@@ -44,12 +46,13 @@ STDIO = "-"
 _COPY_CHUNK = 1 << 20
 
 
-def check_input(path: str) -> int:
-    """The size of the regular file ``path``.
+def check_input(path: str) -> int | None:
+    """The size of the regular file ``path``, or None for a stream (a pipe, such as
+    ``<(command)``, or a character device) that must be spooled like stdin.
 
     Raises:
-        CliError: missing, a folder, not a regular file, or unreadable (one line, in the
-            words ``sha256sum`` and ``gzip`` use).
+        CliError: missing, a folder, a socket or block device, or unreadable (one line, in
+            the words ``sha256sum`` and ``gzip`` use).
     """
     try:
         info = os.stat(path)
@@ -59,10 +62,12 @@ def check_input(path: str) -> int:
         raise CliError(f"{path}: {exc.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
         raise CliError(f"{path}: Is a directory")
-    if not stat.S_ISREG(info.st_mode):
-        raise CliError(f"{path}: not a regular file")
     if not os.access(path, os.R_OK):
         raise CliError(f"{path}: Permission denied")
+    if stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        raise CliError(f"{path}: not a regular file")
     return info.st_size
 
 
@@ -163,14 +168,37 @@ class TempArea:
 
     def spool_stdin(self) -> tuple[str, int]:
         """Copy all of stdin into a file; return its path and size."""
-        target = self.path(f"stdin-{secrets.token_hex(4)}")
-        source = sys.stdin.buffer
+        return self._spool(sys.stdin.buffer, "stdin")
+
+    def spool(self, path: str) -> tuple[str, int]:
+        """Copy all of the stream ``path`` (a pipe) into a file; return its path and size."""
+        with open(path, "rb") as source:
+            return self._spool(source, "stream")
+
+    def _spool(self, source: BinaryIO, kind: str) -> tuple[str, int]:
+        target = self.path(f"{kind}-{secrets.token_hex(4)}")
         size = 0
         with open(target, "wb") as f:
             while chunk := source.read(_COPY_CHUNK):
                 f.write(chunk)
                 size += len(chunk)
         return target, size
+
+    def empty_file(self) -> str:
+        """An empty file (what a stream read a second time holds)."""
+        path = self.path("empty")
+        with open(path, "wb"):
+            pass
+        return path
+
+    def prepare(self, name: str, size: int | None) -> tuple[str, int]:
+        """The file to hand to a bridge for the input ``name`` of ``size`` (from
+        ``check_input``; ignored for ``-``), and its size: stdin and streams are spooled."""
+        if name == STDIO:
+            return self.spool_stdin()
+        if size is None:
+            return self.spool(name)
+        return name, size
 
     def close(self) -> None:
         """Remove the folder and its contents (idempotent)."""

@@ -97,10 +97,7 @@ def plan(
         check_output(out, force=bool(args.force), inputs=(name,))
     targets = []
     for index, (name, out) in enumerate(zip(names, outputs, strict=True)):
-        if name == STDIO:
-            source, size = session.temp.spool_stdin()
-        else:
-            source, size = name, sizes[name]
+        source, size = session.temp.prepare(name, sizes.get(name))
         staged = session.temp.path(f"output-{index}") if out == STDIO else out
         targets.append(Target(name if name != STDIO else "stdin", source, size, out, staged))
     return targets
