@@ -75,7 +75,7 @@ def test_a_bridge_that_made_its_pool_closes_it() -> None:
 
 def test_pool_and_pool_options_together_are_refused() -> None:
     with WorkerPool(1, backend="inline") as pool, pytest.raises(ValidationError, match="pool"):
-        WorkerBridge(pool, size=2)  # type: ignore[misc]
+        WorkerBridge(pool, size=2)
     with pytest.raises(ValidationError, match="WorkerPool"):
         WorkerBridge(pool="not a pool")  # type: ignore[arg-type]
 

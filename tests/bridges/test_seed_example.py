@@ -11,18 +11,11 @@ from collections.abc import Iterator
 import pytest
 
 from workerbridge import (
-    CryptoBridge,
     ProgressInfo,
     TaskCancelledError,
     WorkerBridge,
     create_cancellation_token,
     create_progress_tracker,
-)
-
-# TEMPORARY while the crypto bridge is being written; removed when it lands.
-pytestmark = pytest.mark.skipif(
-    not hasattr(WorkerBridge, "crypto") or "encrypt_file" not in dir(CryptoBridge),
-    reason="crypto bridge not landed yet",
 )
 
 
