@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import EXIT_PIPE, describe
+from ._errors import EXIT_PIPE, EXIT_USAGE, describe
 from ._interrupt import Interrupted, InterruptGuard
 from ._parser import build_parser, split_passthrough
 from ._session import CommonOptions, Session
@@ -82,11 +82,13 @@ def _fail(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``workerbridge`` with ``argv`` (default: ``sys.argv[1:]``); return the exit
-    code (see ``workerbridge --help``). Never raises, except ``SystemExit`` from
-    ``--help`` and ``--version``, which carries the code too."""
+    code (see ``workerbridge --help``). Never raises."""
     parser = build_parser(list(HANDLERS))
     head, passthrough = split_passthrough(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(head)
+    try:
+        args = parser.parse_args(head)
+    except SystemExit as done:  # --help, --version, or a usage error already printed
+        return done.code if isinstance(done.code, int) else EXIT_USAGE
     if passthrough is not None:
         args.bench_args = passthrough
     options = CommonOptions(
@@ -95,28 +97,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     with InterruptGuard() as guard, warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings
         session = Session(options, guard)
+        # Two levels: a Ctrl-C that lands while an error is being handled below still
+        # ends in the interrupt's cleanup and exit code.
         try:
-            code = _handler(args.command)(session, args)
-            guard.check()  # a signal deferred at the very end still counts
-            session.close()
-            return code
+            try:
+                code = _handler(args.command)(session, args)
+                guard.check()  # a signal deferred at the very end still counts
+                session.close()
+                return code
+            except BrokenPipeError:
+                # The reader went away (`| head`): stop quietly, as coreutils do.
+                guard.shield()
+                session.abort()
+                _silence_stdout()
+                return EXIT_PIPE
+            except Exception as exc:
+                guard.shield()
+                session.abort()
+                message, code = describe(exc)
+                _fail(message)
+                if os.environ.get("WORKERBRIDGE_DEBUG"):
+                    traceback.print_exception(exc)
+                return code
         except Interrupted as stop:
+            guard.shield()
             session.abort()
             if not options.quiet:
                 sys.stderr.write("\nworkerbridge: interrupted\n")
             return stop.exit_code
-        except BrokenPipeError:
-            # The reader went away (`| head`): stop quietly, as coreutils do on SIGPIPE.
-            session.abort()
-            _silence_stdout()
-            return EXIT_PIPE
-        except Exception as exc:
-            session.abort()
-            message, code = describe(exc)
-            _fail(message)
-            if os.environ.get("WORKERBRIDGE_DEBUG"):
-                traceback.print_exception(exc)
-            return code
 
 
 def _silence_stdout() -> None:

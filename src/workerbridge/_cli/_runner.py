@@ -74,6 +74,7 @@ class _Tally:
         self.done = 0.0
         self.partial: dict[int, float] = {}
         self.totals: dict[int, float] = {}
+        self.finished: set[int] = set()
 
     def report(self, index: int, info: ProgressInfo) -> tuple[float, float | None, float]:
         """Record a report; return (this input's units, its total, the run's units)."""
@@ -85,14 +86,18 @@ class _Tally:
         else:
             units, own_total = float(info.current), total
         with self.lock:
-            self.partial[index] = units
-            if own_total is not None:
-                self.totals[index] = own_total
+            # A report that was on its way while the operation finished must not count
+            # the input twice.
+            if index not in self.finished:
+                self.partial[index] = units
+                if own_total is not None:
+                    self.totals[index] = own_total
             overall = self.done + sum(self.partial.values())
         return units, own_total, overall
 
     def finish(self, index: int) -> float:
         with self.lock:
+            self.finished.add(index)
             units = self.partial.pop(index, 0.0)
             size = self.sizes[index]
             self.done += float(size) if size is not None else self.totals.get(index, units)

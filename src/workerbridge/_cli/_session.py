@@ -183,15 +183,24 @@ class Session:
         with self._lock:
             active = list(self._active)
             self._active.clear()
-        try:
-            for handle in active:
+        # Best effort at every step: the command is already failing, and the error it
+        # reports must not be replaced by one from its cleanup.
+        for handle in active:
+            try:
                 handle.cancel()
-            if self._pool is not None:
+            except Exception:
+                pass
+        if self._pool is not None:
+            try:
                 # A cancelled task's handle resolves at once, but its worker may still be
                 # removing a temporary file (a download's, say): wait for the workers to
                 # answer (a task that ignores its cancel is killed after kill_grace
                 # anyway), then stop them; whatever still runs at the deadline is killed.
                 self._pool.close(_ABORT_WAIT_S)
+            except Exception:
+                pass
+            try:
                 self._pool.terminate()
-        finally:
-            self.temp.close()
+            except Exception:
+                pass
+        self.temp.close()
