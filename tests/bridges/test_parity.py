@@ -23,6 +23,7 @@ import pytest
 import workerbridge as wb
 from workerbridge import WorkerBridge, WorkerPool
 
+from ._http_server import HTTPTestServer, free_port
 from .conftest import BACKENDS
 
 Case = Callable[[WorkerBridge, Path], Any]
@@ -197,10 +198,57 @@ def compression_bad_level(bridge: WorkerBridge, folder: Path) -> Any:
     return _result(bridge.compression.compress(DATA, "gzip", 42))
 
 
+# --------------------------------------------------------------------------- network
+# Each case runs its own server on 127.0.0.1 (ports differ between runs, so URLs are not
+# compared; statuses, bodies and files are).
+def network_fetch(bridge: WorkerBridge, folder: Path) -> Any:
+    with HTTPTestServer() as server:
+        server.add_echo("/echo")
+        server.add_status("/missing", 404, b"nope")
+        echo = _result(
+            bridge.network.fetch(server.url("/echo"), method="POST", body=b"hi", retries=0)
+        )
+        missing = _result(bridge.network.fetch(server.url("/missing"), retries=0))
+        body = echo.json()
+        return echo.status, body["method"], body["body_b64"], missing.status, missing.body
+
+
+def network_download_upload(bridge: WorkerBridge, folder: Path) -> Any:
+    with HTTPTestServer() as server:
+        url = server.add_blob("/data", DATA, drop_times=1, drop_after=100_000)
+        sink = server.add_sink("/up")
+        target = folder / "data.bin"
+        digest = hashlib.sha256(DATA).hexdigest()
+        _result(bridge.network.download(url, target, sha256=digest, backoff=0.001))
+        reply = _result(bridge.network.upload(server.url("/up"), target, retries=0))
+        return target.read_bytes() == DATA, reply.status, [u.sha256 for u in sink.uploads]
+
+
+def network_not_found(bridge: WorkerBridge, folder: Path) -> Any:
+    with HTTPTestServer() as server:
+        server.add_status("/gone", 404)
+        return _result(bridge.network.download(server.url("/gone"), folder / "x", retries=0))
+
+
+def network_refused(bridge: WorkerBridge, folder: Path) -> Any:
+    url = f"http://127.0.0.1:{free_port()}/"
+    return _result(bridge.network.fetch(url, retries=1, backoff=0.001))
+
+
+def network_bad_checksum(bridge: WorkerBridge, folder: Path) -> Any:
+    with HTTPTestServer() as server:
+        url = server.add_blob("/data", b"abc")
+        return _result(bridge.network.download(url, folder / "x", sha256="0" * 64, retries=0))
+
+
+def network_bad_url(bridge: WorkerBridge, folder: Path) -> Any:
+    return _result(bridge.network.fetch("ftp://example.invalid/"))
+
+
 CASES: dict[str, Case] = {
     name: fn
     for name, fn in list(globals().items())
-    if name.startswith(("crypto_", "file_", "compression_")) and callable(fn)
+    if name.startswith(("crypto_", "file_", "compression_", "network_")) and callable(fn)
 }
 
 
@@ -252,6 +300,10 @@ EXPECTED_ERRORS: dict[str, type[Exception]] = {
     "compression_corrupt": wb.FormatError,
     "compression_bomb": wb.OutputLimitError,
     "compression_bad_level": wb.ValidationError,
+    "network_not_found": wb.HTTPStatusError,
+    "network_refused": wb.NetworkError,
+    "network_bad_checksum": wb.ChecksumMismatchError,
+    "network_bad_url": wb.ValidationError,
 }
 
 
