@@ -132,3 +132,15 @@ def test_ctrl_c_while_reading_stdin(work: Path, tmpdir_env: Path) -> None:
     assert out == b""
     assert b"Traceback" not in err
     assert workerbridge_tmp_dirs(tmpdir_env) == []
+
+
+def test_ctrl_c_in_the_demo_removes_its_folder(
+    work: Path, env: dict[str, str], tmpdir_env: Path
+) -> None:
+    run = PtyRun("demo", "--size", "64M", cwd=work, env=env)
+    run.wait_for(r"compress \(gzip\) .*?\d+%")
+    run.interrupt()
+    result = run.wait()
+    assert result.returncode == 130
+    assert list(tmpdir_env.iterdir()) == []  # the sample and every copy of it are gone
+    assert leftovers(result, work) == []
