@@ -150,6 +150,7 @@ def test_max_output_stops_a_bomb(work: Path, env: dict[str, str]) -> None:
         (("decompress", "a"), 1, "a: unknown suffix"),
         (("compress", "--json", "-c", "a"), 2, "--json prints the result on stdout"),
         (("compress", "--workers", "0", "a"), 2, "must be at least 1"),
+        (("compress", "-f", "-l", "99", "a"), 2, "level 99 is out of range for gzip"),
     ],
 )
 def test_usage_and_input_errors(

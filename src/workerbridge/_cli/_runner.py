@@ -24,8 +24,9 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from .._exceptions import ValidationError
 from .._pool import ProgressInfo, TaskHandle
-from ._errors import ItemError
+from ._errors import ItemError, UsageError
 from ._interrupt import Interrupted
 from ._session import Session
 
@@ -159,6 +160,10 @@ def run_all(
                 with session.guard.deferred():
                     try:
                         handle = work.start(progress_of(index))
+                    except ValidationError as exc:
+                        # The inputs were checked already: what the bridge refuses before
+                        # dispatch is an option's value (a level, a chunk size): usage.
+                        raise ItemError(work.label, UsageError(str(exc))) from exc
                     except Exception as exc:
                         raise ItemError(work.label, exc) from exc
                     session.track(handle)
