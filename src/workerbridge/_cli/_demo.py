@@ -303,6 +303,7 @@ def _demo(session: Session, root: str, total: int) -> int:
     say(f"8. tamper      flipped 1 byte of {victim}: {outcome_text}\n")
 
     stats = pool.stats()
+    plural = "s" if len(stats.workers) != 1 else ""
     say("\nsummary\n")
     say("".join(line + "\n" for line in _iter_lines(steps[1:])))
     elapsed = time.monotonic() - started
@@ -312,8 +313,8 @@ def _demo(session: Session, root: str, total: int) -> int:
         f" {human_bytes(enc_size)}\n"
     )
     say(
-        f"\npool: {len(stats.workers)} {stats.backend} workers, utilization"
-        f" {100 * stats.utilization:.0f}%, {stats.restarts} restarts\n"
+        f"\npool: {len(stats.workers)} {stats.backend} worker{plural},"
+        f" utilization {100 * stats.utilization:.0f}%, {stats.restarts} restarts\n"
         f"  tasks: {stats.submitted} submitted, {stats.completed} completed,"
         f" {stats.failed} failed (the tampered file), {stats.cancelled} cancelled\n"
         f"  wait p50 {1e3 * stats.wait_time.p50:.2f} ms, p99 {1e3 * stats.wait_time.p99:.1f} ms;"
