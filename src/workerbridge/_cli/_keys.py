@@ -7,7 +7,8 @@ sources, first match wins:
 1. ``--key-file FILE``: a key file as ``workerbridge keygen`` writes it;
 2. ``--key-env NAME``: the environment variable ``NAME`` (an error if it is unset);
 3. the variable ``WORKERBRIDGE_KEY``, if it is set;
-4. a prompt on the terminal (``getpass``: nothing is echoed), when stdin is a terminal.
+4. a prompt on the terminal (``getpass``: nothing is echoed), when stdin is a terminal or
+   the process has a controlling terminal (``cat x | workerbridge encrypt`` prompts there).
 
 Otherwise the command stops with a usage error that lists these.
 
@@ -35,7 +36,7 @@ DEFAULT_KEY_ENV = "WORKERBRIDGE_KEY"
 KEY_BYTES = 32
 KEY_FORMAT_HELP = (
     "key sources, first match wins: --key-file FILE, --key-env NAME, the variable "
-    f"{DEFAULT_KEY_ENV}, else a prompt when stdin is a terminal. Never on the command "
+    f"{DEFAULT_KEY_ENV}, else a prompt on the terminal. Never on the command "
     "line. Key file format: one line of 64 hex digits (32 bytes), '#' comment lines "
     "allowed; `workerbridge keygen FILE` writes one (mode 0600)."
 )
@@ -87,12 +88,24 @@ def _read_key_file(path: str) -> bytes:
     return parse_key(text, f"key file {path}")
 
 
+def _has_terminal() -> bool:
+    """Whether this process has a controlling terminal, which ``getpass`` prompts on even
+    when stdin carries the data."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def load_key(key_file: str | None, key_env: str | None, *, stdin_is_data: bool) -> bytes:
     """The key from the first source that has one (see the module docstring).
 
     Args:
         stdin_is_data: the command reads its input from stdin, so the prompt must come
-            from the terminal itself (``getpass`` opens ``/dev/tty``).
+            from the controlling terminal itself (``/dev/tty``, which ``getpass`` opens),
+            never from stdin.
 
     Raises:
         CliError: the source exists but holds no valid key.
@@ -108,7 +121,7 @@ def load_key(key_file: str | None, key_env: str | None, *, stdin_is_data: bool) 
     value = os.environ.get(DEFAULT_KEY_ENV)
     if value is not None:
         return parse_key(value, f"variable {DEFAULT_KEY_ENV}")
-    if sys.stdin.isatty() and not stdin_is_data:
+    if (sys.stdin.isatty() and not stdin_is_data) or _has_terminal():
         try:
             typed = getpass.getpass(f"Key ({2 * KEY_BYTES} hex digits): ", stream=sys.stderr)
         except EOFError:
