@@ -171,10 +171,24 @@ def test_verify_from_stdin_against_another_folder(work: Path, env: dict[str, str
     assert sorted(report["ok"]) == sorted(names)
 
 
-def test_verify_of_a_missing_manifest(work: Path, env: dict[str, str]) -> None:
-    result = run_cli("verify", "NOPE", cwd=work, env=env)
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "MANIFEST: No such file or directory"),
+        ("", "MANIFEST: no properly formatted checksum lines found"),
+        ("garbage\n", "MANIFEST: "),
+    ],
+)
+def test_verify_of_a_bad_manifest(
+    work: Path, env: dict[str, str], content: str | None, expected: str
+) -> None:
+    if content is not None:
+        (work / "MANIFEST").write_text(content)
+    result = run_cli("verify", "MANIFEST", cwd=work, env=env)
     assert result.returncode == 1
-    assert one_error_line(result) == "workerbridge: error: NOPE: No such file or directory"
+    assert one_error_line(result).startswith(f"workerbridge: error: {expected}")
+    if content is not None:  # sha256sum -c fails on it too
+        assert coreutils("sha256sum", "-c", "MANIFEST", cwd=work)[0] == 1
 
 
 def test_stdin_twice_and_a_named_pipe_like_sha256sum(work: Path, env: dict[str, str]) -> None:

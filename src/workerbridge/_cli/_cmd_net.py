@@ -47,6 +47,7 @@ def cmd_download(session: Session, args: argparse.Namespace) -> int:
         lambda cb: network.download(
             url, staged, resume=resume, sha256=args.sha256, retries=args.retries, on_progress=cb
         ),
+        refusal_is_usage=True,  # a malformed URL or --sha256
     )
     outcome = run_all(session, [work], title="download")
     result = outcome.results[0]

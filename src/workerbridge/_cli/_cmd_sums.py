@@ -14,6 +14,7 @@ import argparse
 import os
 from typing import Any
 
+from .._channels._hashing import ManifestReport
 from ._checksums import check_name, digest_line, manifest_names, without_name
 from ._errors import EXIT_FAILURE, EXIT_OK, CliError
 from ._files import STDIO, check_input, check_output, write_atomic
@@ -144,13 +145,15 @@ def cmd_verify(session: Session, args: argparse.Namespace) -> int:
     algorithm: str = args.algorithm
     files = session.bridge.file
     label = args.manifest if args.manifest != STDIO else "stdin"
-    work = Work(
+    work: Work[ManifestReport] = Work(
         label,
         None,
         lambda cb: files.verify_manifest(manifest, folder, algorithm, on_progress=cb),
     )
     outcome = run_all(session, [work], title="verify")
-    report: Any = outcome.results[0]
+    report: ManifestReport = outcome.results[0]
+    if not (report.ok or report.failed or report.missing):
+        raise CliError(f"{label}: no properly formatted checksum lines found")
     ok, failed, missing = set(report.ok), set(report.failed), set(report.missing)
     with open(manifest, "rb") as f:
         order = manifest_names(os.fsdecode(f.read()))

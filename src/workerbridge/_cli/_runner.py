@@ -50,6 +50,9 @@ class Work(Generic[T]):
     label: str
     size: int | None
     start: Callable[[ProgressCallback], TaskHandle[T]]
+    #: A ``ValidationError`` from ``start`` is about an option's value (exit code 2), not
+    #: about the input (the command checked its inputs already).
+    refusal_is_usage: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,8 @@ def run_all(
                     try:
                         handle = work.start(progress_of(index))
                     except ValidationError as exc:
-                        # The inputs were checked already: what the bridge refuses before
-                        # dispatch is an option's value (a level, a chunk size): usage.
+                        if not work.refusal_is_usage:
+                            raise ItemError(work.label, exc) from exc
                         raise ItemError(work.label, UsageError(str(exc))) from exc
                     except Exception as exc:
                         raise ItemError(work.label, exc) from exc

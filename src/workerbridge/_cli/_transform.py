@@ -110,8 +110,12 @@ def run(
     outputs bound for stdout, then print the result (``--json``) and the summary."""
 
     def work(target: Target) -> Work[FileResult]:
+        # Inputs and outputs are checked: what the bridge refuses is a level or a size.
         return Work(
-            target.label, target.size, lambda cb: operation(target.source, target.staged, cb)
+            target.label,
+            target.size,
+            lambda cb: operation(target.source, target.staged, cb),
+            refusal_is_usage=True,
         )
 
     works = [work(t) for t in targets]
