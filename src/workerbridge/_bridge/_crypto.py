@@ -12,7 +12,6 @@ put in an error message, a log line or a repr.
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
 import os
 import secrets
@@ -282,16 +281,19 @@ class CryptoBridge:
         target = None if output is None else _output(output)
         if chunk_count(size, chunk_size) > MAX_CHUNKS:  # pragma: no cover - 2**92 bytes
             raise ValidationError("data_or_path is too large for the format's chunk counter")
-        seal = functools.partial(
-            _seal_job,
-            key=key,
-            file_nonce=file_nonce,
-            aad=extra,
-            chunk_size=chunk_size,
-            source=source,
-            size=size,
-            output=target,
-        )
+
+        # Closures, not functools.partial: a partial's repr would show the key.
+        def seal(job: Job[Any]) -> bytes | FileResult:
+            return _seal_job(
+                job,
+                key=key,
+                file_nonce=file_nonce,
+                aad=extra,
+                chunk_size=chunk_size,
+                source=source,
+                size=size,
+                output=target,
+            )
 
         def dispatch() -> TaskHandle[Any]:
             return start_job(self._pool, seal, options, total=size, name="encrypt_file")
@@ -354,10 +356,11 @@ class CryptoBridge:
         key = _key(key)
         extra = _aad(aad, MAX_ONE_SHOT)
         target = None if output is None else _output(output)
-        job = functools.partial(
-            _open_job, key=key, aad=extra, source=source, size=size, output=target
-        )
-        return start_job(self._pool, job, options, total=size, name="decrypt_file")
+
+        def open_(job: Job[Any]) -> bytes | FileResult:
+            return _open_job(job, key=key, aad=extra, source=source, size=size, output=target)
+
+        return start_job(self._pool, open_, options, total=size, name="decrypt_file")
 
     # ------------------------------------------------------------ hashing (file channel)
     def hash(
@@ -607,17 +610,12 @@ def _run_ranges(
                 src_offset = start
             else:  # the range's bytes (through shared memory when large)
                 src, src_offset = source[start : start + length], 0
-            yield functools.partial(
-                job.call,
-                "crypto",
-                operation,
-                *args,
-                src,
-                src_offset,
-                dest,
-                dest_offset,
-                weight=length,
-            )
+            call_args = (*args, src, src_offset, dest, dest_offset)  # the subkey is args[0]
+
+            def begin(call_args: tuple[Any, ...] = call_args, weight: int = length) -> Any:
+                return job.call("crypto", operation, *call_args, weight=weight)
+
+            yield begin
 
     window = 2 * job.pool.size
     if output is None:
