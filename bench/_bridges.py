@@ -16,7 +16,9 @@ operation once on a 16 MiB slice (the channel modules are imported in the worker
 clock covers the operation alone: for the tool, process start to exit; for the bridge, the
 call to ``result()``. Outputs are checked after the clock (sizes, digests; in the first
 repeat the bridge's compressed file is read back by ``gzip -dc`` / ``zstd -dc`` and its
-encrypted file by ``decrypt_file``) and removed after every run.
+encrypted file by ``decrypt_file``) and removed after every run. Besides the time, each run
+reports the CPU seconds spent inside the clock (the tool; or the caller and the workers):
+how much work each side needed, which a busy machine disturbs less than the time.
 
 A bridge operation that does not exist (yet) gives the word ``missing`` instead of a time.
 The inputs are made by ``_sample.Inputs`` in the parent, once per run of the benchmarks.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -114,10 +117,50 @@ def _prepare(params: dict[str, Any], inputs: list[str]) -> str:
     return str(out)
 
 
-def _run_tool(argv: list[str], stdout_path: str | None = None) -> tuple[float, bytes]:
-    """Run the tool; its seconds from start to exit (the output file is opened inside the
+class _Clock:
+    """Wall seconds and CPU seconds of what runs inside the ``with`` block: this process
+    (all its threads: the bridge's caller side), its children that ended (a tool) and the
+    given worker processes (the bridge's pool)."""
+
+    def __init__(self, worker_pids: list[int] | None = None) -> None:
+        import psutil  # a dependency of workerbridge, so there for every contender
+
+        self._workers = [psutil.Process(pid) for pid in worker_pids or []]
+        self.seconds = self.cpu = 0.0
+
+    def _cpu(self) -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
+        return total + sum(sum(w.cpu_times()[:2]) for w in self._workers)
+
+    def __enter__(self) -> _Clock:
+        self._cpu0 = self._cpu()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t0
+        self.cpu = self._cpu() - self._cpu0
+
+    def rate(self, nbytes: int) -> dict[str, float | str]:
+        return {"mibs": nbytes / MiB / self.seconds, "s": self.seconds, "cpu_s": self.cpu}
+
+
+def _run_tool(argv: list[str], stdout_path: str | None = None) -> tuple[_Clock, bytes]:
+    """Run the tool; its time from start to exit (the output file is opened inside the
     clock, as a shell redirection would be) and its stdout when not sent to a file."""
-    t0 = time.perf_counter()
+    with _Clock() as clock:
+        proc = _run(argv, stdout_path)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(
+            f"{' '.join(argv[:3])} exited with {proc.returncode}: {err[-1] if err else ''}"
+        )
+    return clock, proc.stdout or b""
+
+
+def _run(argv: list[str], stdout_path: str | None) -> subprocess.CompletedProcess[bytes]:
     if stdout_path is None:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     else:
@@ -125,13 +168,7 @@ def _run_tool(argv: list[str], stdout_path: str | None = None) -> tuple[float, b
             proc = subprocess.run(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=False
             )
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise RuntimeError(
-            f"{' '.join(argv[:3])} exited with {proc.returncode}: {err[-1] if err else ''}"
-        )
-    return seconds, proc.stdout or b""
+    return proc
 
 
 def _sha256_of_stream(argv: list[str]) -> str:
@@ -169,19 +206,17 @@ def _bridge(adapter: Adapter) -> Iterator[Any]:
         adapter.close()
 
 
-def _timed(start: Callable[[], Any]) -> tuple[float, Any]:
-    """Seconds from starting the operation (``start`` returns its handle) to its result."""
-    t0 = time.perf_counter()
-    result = start().result()
-    return time.perf_counter() - t0, result
-
-
-def _rate(nbytes: int, seconds: float) -> dict[str, float | str]:
-    return {"mibs": nbytes / MiB / seconds, "s": seconds}
+def _timed(bridge: Any, start: Callable[[], Any]) -> tuple[_Clock, Any]:
+    """From starting the operation (``start`` returns its handle) to its result, with the
+    CPU time of the caller and of the bridge's workers."""
+    pids = [w.pid for w in bridge.pool.stats().workers if w.pid]
+    with _Clock(pids) as clock:
+        result = start().result()
+    return clock, result
 
 
 def _missing(*keys: str) -> dict[str, float | str]:
-    return dict.fromkeys(("mibs", "s", *keys), MISSING)
+    return dict.fromkeys(("mibs", "s", "cpu_s", *keys), MISSING)
 
 
 def _check_file_result(result: Any, path: str, size: int) -> None:
@@ -209,7 +244,7 @@ def _compress(
     out = os.path.join(out_dir, Path(src).name + suffix)
     try:
         if not is_subject(adapter.name):
-            seconds, _ = _run_tool([*argv, src], stdout_path=out)
+            clock, _ = _run_tool([*argv, src], stdout_path=out)
         else:
             with _bridge(adapter) as bridge:
                 op = getattr(bridge.compression, "compress_file", None)
@@ -218,13 +253,13 @@ def _compress(
                 warm = os.path.join(out_dir, "warm" + suffix)
                 op(params["warm"], warm, format=fmt, level=level).result()
                 os.unlink(warm)
-                seconds, result = _timed(lambda: op(src, out, format=fmt, level=level))
+                clock, result = _timed(bridge, lambda: op(src, out, format=fmt, level=level))
             _check_file_result(result, out, size)
             # The standard tool reads the bridge's output back to the input's bytes.
             first = params.get("repeat", 0) == 0 and shutil.which(decompress[0])
             if first and _sha256_of_stream([*decompress, out]) != params["sha256"]:
                 raise RuntimeError(f"{decompress[0]} -dc of the bridge's output differs")
-        metrics = _rate(size, seconds)
+        metrics = clock.rate(size)
         metrics["ratio"] = size / max(1, os.path.getsize(out))
         return metrics
     finally:
@@ -245,38 +280,27 @@ def measure_zstd(adapter: Adapter, params: dict[str, Any]) -> dict[str, float | 
 
 # ---------------------------------------------------------------------------- hashing
 def measure_hash(adapter: Adapter, params: dict[str, Any]) -> dict[str, float | str]:
-    """sha256 of the two halves: ``file.hash_files`` (both in parallel), or two
-    ``file.hash_file`` handles at once if ``hash_files`` is missing, vs ``sha256sum a b``."""
+    """sha256 of the two halves: ``file.hash_files`` (both in parallel) vs ``sha256sum a b``
+    (one after the other); the digests are checked on both sides."""
     paths, expected = params["halves"], params["halves_sha256"]
     _prepare(params, paths)
     total = sum(os.path.getsize(p) for p in paths)
     if not is_subject(adapter.name):
-        seconds, stdout = _run_tool(["sha256sum", *paths])
+        clock, stdout = _run_tool(["sha256sum", *paths])
         digests = [line.split()[0] for line in stdout.decode().splitlines()]
-        how = "sha256sum a b"
     else:
         with _bridge(adapter) as bridge:
-            many = getattr(bridge.file, "hash_files", None)
-            one = getattr(bridge.file, "hash_file", None)
-            if many is not None:
-                many([params["warm"], params["warm"]], "sha256").result()
-                seconds, pairs = _timed(lambda: many(paths, "sha256"))
-                if [p for p, _ in pairs] != paths:
-                    raise RuntimeError(f"hash_files returned paths {[p for p, _ in pairs]}")
-                digests = [d for _, d in pairs]
-                how = "hash_files"
-            elif one is not None:
-                for h in [one(params["warm"], "sha256") for _ in range(WORKERS)]:
-                    h.result()
-                t0 = time.perf_counter()
-                digests = [h.result() for h in [one(p, "sha256") for p in paths]]
-                seconds = time.perf_counter() - t0
-                how = "2 x hash_file"
-            else:
-                return {**_missing(), "how": "-"}
+            op = getattr(bridge.file, "hash_files", None)
+            if op is None:
+                return _missing()
+            op([params["warm"], params["warm"]], "sha256").result()
+            clock, pairs = _timed(bridge, lambda: op(paths, "sha256"))
+        if [p for p, _ in pairs] != paths:
+            raise RuntimeError(f"hash_files returned paths {[p for p, _ in pairs]}")
+        digests = [d for _, d in pairs]
     if digests != expected:
-        raise RuntimeError(f"{how}: digests {digests} differ from {expected}")
-    return {**_rate(total, seconds), "how": how}
+        raise RuntimeError(f"{adapter.name}: digests {digests} differ from {expected}")
+    return clock.rate(total)
 
 
 # ---------------------------------------------------------------------------- encryption
@@ -287,10 +311,10 @@ def measure_encrypt(adapter: Adapter, params: dict[str, Any]) -> dict[str, float
     out = os.path.join(out_dir, Path(src).name + ".enc")
     try:
         if not is_subject(adapter.name):
-            seconds, _ = _run_tool(["cp", src, out])
+            clock, _ = _run_tool(["cp", src, out])
             if os.path.getsize(out) != size:
                 raise RuntimeError("cp wrote a file of another size")
-            return _rate(size, seconds)
+            return clock.rate(size)
         with _bridge(adapter) as bridge:
             crypto = bridge.crypto
             op = getattr(crypto, "encrypt_file", None)
@@ -300,7 +324,7 @@ def measure_encrypt(adapter: Adapter, params: dict[str, Any]) -> dict[str, float
             warm = os.path.join(out_dir, "warm.enc")
             op(params["warm"], key, output=warm).result()
             os.unlink(warm)
-            seconds, result = _timed(lambda: op(src, key, output=out))
+            clock, result = _timed(bridge, lambda: op(src, key, output=out))
             if result.bytes_in != size or result.bytes_out != os.path.getsize(out):
                 raise RuntimeError(f"encrypt_file returned {result!r}")
             decrypt = getattr(crypto, "decrypt_file", None)
@@ -309,7 +333,7 @@ def measure_encrypt(adapter: Adapter, params: dict[str, Any]) -> dict[str, float
                 decrypt(out, key, output=back).result()
                 if _sha256_file(back) != params["sha256"]:
                     raise RuntimeError("decrypt_file of the bridge's output differs")
-        return _rate(size, seconds)
+        return clock.rate(size)
     finally:
         _clear(out_dir)
 
@@ -383,12 +407,15 @@ def _size(n: int) -> str:
 
 _RATE = Metric("mibs", "MiB/s", higher_is_better=True, digits=0)
 _SECONDS = Metric("s", "s", higher_is_better=False, digits=2, ratio=False)
+_CPU = Metric("cpu_s", "CPU s", higher_is_better=False, digits=2, ratio=False)
 _RATIO = Metric("ratio", "in/out", higher_is_better=True, digits=2, ratio=False)
 _SETUP = (
     f"{WORKERS} workers (`WorkerBridge(pool=WorkerPool({WORKERS}))`, forkserver, started and "
     "warmed with the same operation on a 16 MiB slice before the clock); inputs read once "
     "before the clock on both sides, outputs written to one folder beside them and removed "
-    "after every run; tool time = process start to exit"
+    "after every run; tool time = process start to exit. CPU s = user + system seconds "
+    "inside the clock: of the tool, or of the calling process and both workers (on a "
+    "shared machine it varies less than the time)"
 )
 _NOTES = (
     "the input is mixed content made deterministically by `bench/_sample.py` (text, log "
@@ -413,7 +440,7 @@ BRIDGE_WORKLOADS: dict[str, Workload] = {
             measure=measure_gzip,
             full={},
             quick={},
-            metrics=(_RATE, _SECONDS, _RATIO),
+            metrics=(_RATE, _SECONDS, _CPU, _RATIO),
             goals=(Goal("mibs", ">=", 0.9, against=PIGZ),),
             timeout=600.0,
             describe=_compress_describe(PIGZ, "gzip", 6),
@@ -432,7 +459,7 @@ BRIDGE_WORKLOADS: dict[str, Workload] = {
             measure=measure_zstd,
             full={},
             quick={},
-            metrics=(_RATE, _SECONDS, _RATIO),
+            metrics=(_RATE, _SECONDS, _CPU, _RATIO),
             goals=(Goal("mibs", ">=", 0.9, against=ZSTD),),
             timeout=300.0,
             describe=_compress_describe(ZSTD, "zstd", 3),
@@ -451,7 +478,7 @@ BRIDGE_WORKLOADS: dict[str, Workload] = {
             measure=measure_hash,
             full={},
             quick={},
-            metrics=(_RATE, _SECONDS, Metric("how", "how", False, words=True)),
+            metrics=(_RATE, _SECONDS, _CPU),
             goals=(Goal("mibs", ">=", 1.8, against=SHA256SUM),),
             timeout=300.0,
             describe=lambda p: (
@@ -475,7 +502,7 @@ BRIDGE_WORKLOADS: dict[str, Workload] = {
             measure=measure_encrypt,
             full={},
             quick={},
-            metrics=(_RATE, _SECONDS),
+            metrics=(_RATE, _SECONDS, _CPU),
             goals=(Goal("mibs", ">=", 0.8, against=CP),),
             timeout=300.0,
             describe=lambda p: (
