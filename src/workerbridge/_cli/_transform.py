@@ -75,8 +75,8 @@ def plan(
     for name in names:
         if output is not None:
             outputs.append(output)
-        elif to_stdout or name == STDIO:
-            outputs.append(STDIO)
+        elif to_stdout or name == STDIO or sizes[name] is None:
+            outputs.append(STDIO)  # a pipe is like stdin: its output goes to stdout
         else:
             default = default_output(name)
             if default is None:
