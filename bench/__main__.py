@@ -207,6 +207,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None, inputs: Inputs) -> i
         )
         progress.done()
         section = build_section(workload, params, outcomes)
+        if name in BRIDGE_WORKLOADS and (paired := _bridges.paired_note(workload, outcomes)):
+            section.notes.append(paired)
         wanted = (workload.limit,) if isinstance(workload.limit, str) else workload.limit
         for limit in limits:
             if limit.name in wanted:

@@ -31,6 +31,7 @@ import hashlib
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import time
 import zlib
@@ -40,9 +41,10 @@ from typing import Any
 
 from ._machine import Limit, memcpy_gibs, sha256_gibs
 from ._peers import SUBJECT, Adapter, is_subject, make_adapter
+from ._runner import Outcome
 from ._workloads import Goal, Metric, Workload
 
-__all__ = ["BRIDGE_WORKLOADS", "GROUP", "TOOLS", "limits", "make_contender"]
+__all__ = ["BRIDGE_WORKLOADS", "GROUP", "TOOLS", "limits", "make_contender", "paired_note"]
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -518,3 +520,21 @@ BRIDGE_WORKLOADS: dict[str, Workload] = {
         ),
     )
 }
+
+
+def paired_note(workload: Workload, outcomes: Mapping[str, Outcome]) -> str | None:
+    """The median of the per-repeat ratios bridge / tool: each pair ran back to back, so it
+    shares the machine's noise better than the ratio of the medians (the goal's)."""
+    subject, tool = (outcomes.get(name) for name in workload.contenders)
+    if subject is None or tool is None or subject.failure or tool.failure:
+        return None
+    ratios = [
+        a / b for a, b in zip(subject.values("mibs"), tool.values("mibs"), strict=False) if b > 0
+    ]
+    if len(ratios) < 2:
+        return None
+    return (
+        f"paired: the median of the {len(ratios)} per-repeat ratios (workerbridge / "
+        f"{workload.contenders[1]}, run back to back) is {statistics.median(ratios):.2f}x "
+        f"(from {min(ratios):.2f} to {max(ratios):.2f})"
+    )
