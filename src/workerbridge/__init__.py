@@ -59,6 +59,9 @@ if TYPE_CHECKING:
         WorkerBridgeError as WorkerBridgeError,
         WorkerCrashedError as WorkerCrashedError,
     )
+    from ._channels._hashing import ManifestReport as ManifestReport
+    from ._channels._network import Response as Response
+    from ._channels._results import FileResult as FileResult
     from ._pool import (
         MapIterator as MapIterator,
         Percentiles as Percentiles,
@@ -93,9 +96,11 @@ __all__ = [
     "CryptoBridge",
     "DeadlineExceededError",
     "FileBridge",
+    "FileResult",
     "FormatError",
     "HTTPStatusError",
     "IntegrityError",
+    "ManifestReport",
     "MapIterator",
     "NetworkBridge",
     "NetworkError",
@@ -112,6 +117,7 @@ __all__ = [
     "QueueFullError",
     "RemoteTaskError",
     "RemoteTraceback",
+    "Response",
     "SerializationError",
     "SharedBuffer",
     "SharedCancellation",
@@ -174,6 +180,9 @@ _SOURCES = {
         "NetworkBridge",
         "WorkerBridge",
     ),
+    "._channels._hashing": ("ManifestReport",),
+    "._channels._network": ("Response",),
+    "._channels._results": ("FileResult",),
     "._pool": (
         "MapIterator",
         "Percentiles",

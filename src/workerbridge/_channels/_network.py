@@ -42,7 +42,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, final
 
 import msgspec
 
@@ -71,6 +71,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*\Z", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)\s*\Z", re.IGNORECASE)
 
 
+@final
 class Response(msgspec.Struct, frozen=True):
     """An HTTP response: ``status``, ``headers`` (lower-case names; repeated headers joined
     with ``", "``), the whole ``body`` (decoded from its Content-Encoding) and the final

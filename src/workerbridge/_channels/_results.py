@@ -3,11 +3,14 @@ module a worker can import)."""
 
 from __future__ import annotations
 
+from typing import final
+
 import msgspec
 
 __all__ = ["FileResult"]
 
 
+@final
 class FileResult(msgspec.Struct, frozen=True):
     """What an operation that wrote a file produced: the file's ``path``, how many bytes it
     read (``bytes_in``) and wrote (``bytes_out``)."""
