@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -65,3 +66,23 @@ def test_timeout_ends_the_job(bridge: WorkerBridge) -> None:
     handle = start_job(bridge.pool, driver, OperationOptions(None, None, 0.05), total=1, name="t")
     with pytest.raises(TaskTimeoutError):
         handle.result(timeout=30)
+
+
+def test_an_async_caller_sees_every_report_before_the_result(bridge: WorkerBridge) -> None:
+    """Reports travel to the caller's loop; the awaiting coroutine resumes after them."""
+
+    def driver(job: Job[int]) -> int:
+        for _ in range(3):
+            job.report(1)
+        return 7
+
+    async def main() -> tuple[int, list[float]]:
+        seen: list[float] = []
+        options = OperationOptions(lambda p: seen.append(p.current), None, None)
+        handle = start_job(bridge.pool, driver, options, total=3, name="t")
+        return await handle, seen
+
+    result, seen = asyncio.run(main())
+    assert result == 7
+    assert seen[-1] == 3
+    assert seen == sorted(seen)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -316,11 +317,25 @@ class Job(Generic[R]):
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(self.handle._report_progress, info, callback)
+                loop.call_soon_threadsafe(self._deliver_on_loop, info, callback)
             except RuntimeError:  # the loop closed in between
                 pass
         else:
             self.handle._report_progress(info, callback)
+
+    def _deliver_on_loop(self, info: ProgressInfo, callback: ProgressCallback) -> None:
+        # Reports reach the loop after the job may have finished on its thread; the awaiting
+        # coroutine is woken through the same loop, after them (FIFO), so a report published
+        # before a success is still delivered (the final 100% included). After a cancel or
+        # an error no report is delivered.
+        handle = self.handle
+        if handle.done() and (handle.cancelled() or handle.exception() is not None):
+            return
+        handle._progress = info
+        try:
+            callback(info)
+        except Exception:
+            logging.getLogger("workerbridge").exception("exception in on_progress callback")
 
 
 def start_job(
