@@ -280,6 +280,10 @@ def _decode_members(fmt: str, source: Source, want: Callable[[], int]) -> Iterat
             fed = True
         else:
             out = member.decompress(b"", want())
+            if not out and not member.eof and not member.needs_input:
+                # Asked to drain, it produced nothing and still wants no input: it would
+                # loop forever (a decoder bug or a state bad data led it into).
+                raise FormatError(f"corrupt {fmt} data: the decoder stopped making progress")
         if out:
             yield out
         if not member.eof:
@@ -345,6 +349,9 @@ def _decode_brotli(source: Source, want: Callable[[], int]) -> Iterator[bytes]:
                 raise FormatError("truncated brotli data: the input ends inside the stream")
             started = True
             out = decoder.process(data, output_buffer_limit=want())
+        if not out and not decoder.can_accept_more_data() and not decoder.is_finished():
+            # It holds input it cannot turn into output: it would loop forever.
+            raise FormatError("corrupt brotli data: the decoder stopped making progress")
         draining = bool(out)
         if out:
             yield out
