@@ -192,9 +192,8 @@ class CompressionBridge:
     (or fails) leaves neither a temporary file nor a partial output behind.
 
     Levels (``None``: the default): gzip and zlib 0-9 (6), zstd -131072-22 (3; negative
-    levels are zstd's fast levels, 0 means 3), brotli 0-11 (6, not the
-    tool's 11, which runs at under 1 MB/s), lz4 0-16 (0), bz2 1-9 (9),
-    xz 0-9 (6).
+    levels are zstd's fast levels, 0 means 3), brotli 0-11 (6, not the tool's 11, which
+    runs at under 1 MB/s), lz4 0-16 (0), bz2 1-9 (9), xz 0-9 (6).
     """
 
     def __init__(self, pool: WorkerPool) -> None:
