@@ -120,7 +120,6 @@ class Job(Generic[R]):
         self._done_units = 0.0  # finished calls' weights plus what the driver reported
         self._partial: dict[int, float] = {}  # running calls' progress, in units
         self._stop: BaseException | None = None
-        self._stopped: Future[None] = Future()  # done once the job is cancelled or timed out
         self._expires = None if options.timeout is None else time.monotonic() + options.timeout
         self._loop: asyncio.AbstractEventLoop | None
         try:
@@ -142,12 +141,9 @@ class Job(Generic[R]):
             TaskCancelledError, TaskTimeoutError: the job was cancelled or timed out.
         """
         self.check()
-        shared: object = self._options.signal
+        shared = self._options.signal
         if not isinstance(shared, SharedCancellation | AbortSignal):
-            # Other signals are linked to the job's handle. Each call is linked to the job's
-            # own stop future instead, which also reaches a call that is running inside
-            # pool.call() (inline backend) before its handle is known here.
-            shared = self._stopped
+            shared = None  # other signals are linked to the job's handle, not to each call
         key = next(self._keys)
         on_progress = None
         if self._options.on_progress is not None and weight > 0:
@@ -292,8 +288,6 @@ class Job(Generic[R]):
             if self._stop is None:
                 self._stop = reason
         self._cancel_calls()
-        if not self._stopped.done():
-            self._stopped.set_result(None)
 
     def _cancel_calls(self) -> None:
         with self._lock:
