@@ -7,49 +7,52 @@ key derivation. Every argument is checked here, before anything is dispatched, a
 the caller passes is checked against the process-wide registry of (key, nonce) pairs used
 before (``NonceReuseError``). Keys are passed to workers as task arguments; they are never
 put in an error message, a log line or a repr.
+
+The argument checks are in ``_crypto_checks``, the drivers of the file operations in
+``_crypto_jobs``, the registry of (key, nonce) pairs in ``_nonces``.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import os
 import secrets
-import stat
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeAlias, final, overload
 
 from .._channels._aead_stream import (
     DEFAULT_CHUNK_SIZE,
-    HEADER_SIZE,
     KEY_SIZE,
-    MAX_CHUNK_SIZE,
     MAX_CHUNKS,
-    MIN_CHUNK_SIZE,
     NONCE_SIZE,
     TAG_SIZE,
-    Header,
     chunk_count,
-    ciphertext_size,
-    derive_subkey,
-    encode_header,
-    layout_of,
-    parse_header,
 )
 from .._channels._results import FileResult
-from .._exceptions import NonceReuseError, OperationError, ValidationError
+from .._exceptions import NonceReuseError, ValidationError
 from .._pool import ProgressInfo, TaskHandle, WorkerPool
+from . import _nonces
+from ._crypto_checks import (
+    HASH_ALGORITHMS as HASH_ALGORITHMS,
+    Data,
+    PathLike,
+    check_aad,
+    check_algorithm,
+    check_bytes,
+    check_chunk_size,
+    check_data,
+    check_input_file,
+    check_int,
+    check_key,
+    check_nonce,
+    check_output,
+    check_source,
+)
+from ._crypto_jobs import open_job, seal_job
 from ._job import Job, OperationOptions, call_once, start_job
 
 __all__ = ["HASH_ALGORITHMS", "CryptoBridge"]
 
-Data: TypeAlias = bytes | bytearray | memoryview
-PathLike: TypeAlias = str | os.PathLike[str]
 ProgressCallback: TypeAlias = Callable[[ProgressInfo], object]
 
-#: What ``hash`` and ``hash_file`` accept (the file channel's hashing ops implement them).
-HASH_ALGORITHMS = frozenset({"sha256", "sha512", "sha3_256", "blake2b", "blake3"})
 #: AES-GCM's own limit on one message and on its associated data (cryptography's too).
 MAX_ONE_SHOT = (1 << 31) - 1
 #: Bounds of ``derive_key``: the output length, and scrypt's memory (128 * n * r bytes),
@@ -63,55 +66,8 @@ MAX_SCRYPT_MEMORY = 1 << 30
 CALL_BYTES_MAX = 16 << 20
 CALL_BYTES_MIN = 1 << 20
 
-
-@final
-class _NonceRegistry:
-    """The (key, nonce) pairs callers have passed in this process, as keyed digests.
-
-    A digest is BLAKE2b keyed with a secret made at import, so the registry holds nothing
-    from which a key could be recovered or tested offline. Invariant: a pair is in the set
-    from the moment an operation using it was accepted, whether that operation then
-    succeeded, failed or was cancelled (a cancelled encryption may have sealed chunks).
-    """
-
-    def __init__(self) -> None:
-        self._secret = secrets.token_bytes(32)
-        self._seen: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    def _digest(self, key: bytes, nonce: bytes) -> bytes:
-        # key and nonce have fixed lengths, so their concatenation is unambiguous.
-        return hashlib.blake2b(key + nonce, key=self._secret, digest_size=16).digest()
-
-    def claim(self, key: bytes, nonce: bytes) -> bool:
-        """Record the pair; False if it was recorded before."""
-        digest = self._digest(key, nonce)
-        with self._lock:
-            if digest in self._seen:
-                return False
-            self._seen.add(digest)
-            return True
-
-    def release(self, key: bytes, nonce: bytes) -> None:
-        """Forget a pair whose operation could not even be submitted (nothing was sealed)."""
-        with self._lock:
-            self._seen.discard(self._digest(key, nonce))
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _after_fork(self) -> None:
-        # A forked child keeps the pairs (it must not reuse them either) but not a lock
-        # that another thread of the parent may have held at the fork.
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"<NonceRegistry pairs={len(self._seen)}>"
-
-
-_registry = _NonceRegistry()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_registry._after_fork)
+#: The process-wide (key, nonce) registry (``_nonces``), which ``_claimed`` consults.
+_registry = _nonces.registry
 
 
 @final
@@ -169,14 +125,14 @@ class CryptoBridge:
                 ``key`` not 32 bytes, ``nonce`` not 12 bytes.
         """
         options = OperationOptions(on_progress, signal, timeout)
-        view = _data("data", data, MAX_ONE_SHOT)
-        key = _key(key)
-        extra = _aad(aad, MAX_ONE_SHOT)
+        view = check_data("data", data, MAX_ONE_SHOT)
+        key = check_key(key)
+        extra = check_aad(aad, MAX_ONE_SHOT)
         if nonce is None:
             return call_once(
                 self._pool, "crypto", "encrypt", (view, key, self.generate_nonce(), extra), options
             )
-        nonce = _nonce(nonce)
+        nonce = check_nonce(nonce)
         return self._claimed(
             key,
             nonce,
@@ -206,10 +162,10 @@ class CryptoBridge:
             ValidationError: as for ``encrypt``.
         """
         options = OperationOptions(on_progress, signal, timeout)
-        view = _data("data", data, MAX_ONE_SHOT + NONCE_SIZE + TAG_SIZE)
-        key = _key(key)
-        checked = None if nonce is None else _nonce(nonce)
-        extra = _aad(aad, MAX_ONE_SHOT)
+        view = check_data("data", data, MAX_ONE_SHOT + NONCE_SIZE + TAG_SIZE)
+        key = check_key(key)
+        checked = None if nonce is None else check_nonce(nonce)
+        extra = check_aad(aad, MAX_ONE_SHOT)
         return call_once(self._pool, "crypto", "decrypt", (view, key, checked, extra), options)
 
     # ------------------------------------------------------------ the chunked file format
@@ -273,18 +229,18 @@ class CryptoBridge:
                 output in a folder that does not exist.
         """
         options = OperationOptions(on_progress, signal, timeout)
-        source, size = _source(data_or_path)
-        key = _key(key)
-        file_nonce = self.generate_nonce() if nonce is None else _nonce(nonce)
-        extra = _aad(aad, MAX_ONE_SHOT)
-        chunk_size = _chunk_size(chunk_size)
-        target = None if output is None else _output(output)
+        source, size = check_source(data_or_path)
+        key = check_key(key)
+        file_nonce = self.generate_nonce() if nonce is None else check_nonce(nonce)
+        extra = check_aad(aad, MAX_ONE_SHOT)
+        chunk_size = check_chunk_size(chunk_size)
+        target = None if output is None else check_output(output)
         if chunk_count(size, chunk_size) > MAX_CHUNKS:  # pragma: no cover - 2**92 bytes
             raise ValidationError("data_or_path is too large for the format's chunk counter")
 
         # Closures, not functools.partial: a partial's repr would show the key.
         def seal(job: Job[Any]) -> bytes | FileResult:
-            return _seal_job(
+            return seal_job(
                 job,
                 key=key,
                 file_nonce=file_nonce,
@@ -293,6 +249,7 @@ class CryptoBridge:
                 source=source,
                 size=size,
                 output=target,
+                chunks_per_call=_chunks_per_call,
             )
 
         def dispatch() -> TaskHandle[Any]:
@@ -352,13 +309,21 @@ class CryptoBridge:
                 file, an output in a folder that does not exist.
         """
         options = OperationOptions(on_progress, signal, timeout)
-        source, size = _source(data_or_path)
-        key = _key(key)
-        extra = _aad(aad, MAX_ONE_SHOT)
-        target = None if output is None else _output(output)
+        source, size = check_source(data_or_path)
+        key = check_key(key)
+        extra = check_aad(aad, MAX_ONE_SHOT)
+        target = None if output is None else check_output(output)
 
         def open_(job: Job[Any]) -> bytes | FileResult:
-            return _open_job(job, key=key, aad=extra, source=source, size=size, output=target)
+            return open_job(
+                job,
+                key=key,
+                aad=extra,
+                source=source,
+                size=size,
+                output=target,
+                chunks_per_call=_chunks_per_call,
+            )
 
         return start_job(self._pool, open_, options, total=size, name="decrypt_file")
 
@@ -379,8 +344,8 @@ class CryptoBridge:
                 sha512, sha3_256, blake2b, blake3.
         """
         options = OperationOptions(on_progress, signal, timeout)
-        view = _data("data", data, None)
-        name = _algorithm(algorithm)
+        view = check_data("data", data, None)
+        name = check_algorithm(algorithm)
         return call_once(self._pool, "file", "hash", (view, name), options)
 
     def hash_file(
@@ -399,8 +364,8 @@ class CryptoBridge:
             ValidationError: ``path`` not a readable regular file, a bad ``algorithm``.
         """
         options = OperationOptions(on_progress, signal, timeout)
-        name = _algorithm(algorithm)
-        source, _size = _input_file("path", path)
+        name = check_algorithm(algorithm)
+        source, _size = check_input_file("path", path)
         return call_once(self._pool, "file", "hash_file", (source, name), options)
 
     # ------------------------------------------------------------ key derivation
@@ -433,13 +398,13 @@ class CryptoBridge:
             secret = bytes(password)
         else:
             raise ValidationError(f"password must be str or bytes, got {type(password).__name__}")
-        salt = _bytes("salt", salt)
-        length = _int("length", length, 1, MAX_DERIVED_LENGTH)
-        n = _int("n", n, 2, None)
+        salt = check_bytes("salt", salt)
+        length = check_int("length", length, 1, MAX_DERIVED_LENGTH)
+        n = check_int("n", n, 2, None)
         if n & (n - 1):
             raise ValidationError(f"n must be a power of two, got {n}")
-        r = _int("r", r, 1, None)
-        p = _int("p", p, 1, None)
+        r = check_int("r", r, 1, None)
+        p = check_int("p", p, 1, None)
         if 128 * n * r > MAX_SCRYPT_MEMORY:
             raise ValidationError(
                 f"scrypt with n={n}, r={r} needs {128 * n * r} bytes of memory, "
@@ -470,12 +435,12 @@ class CryptoBridge:
                 outside [1, 8160] (255 SHA-256 blocks).
         """
         options = OperationOptions(on_progress, signal, timeout)
-        material = _bytes("key_material", key_material)
+        material = check_bytes("key_material", key_material)
         if not material:
             raise ValidationError("key_material must not be empty")
-        checked_salt = None if salt is None else _bytes("salt", salt)
-        checked_info = _bytes("info", info)
-        length = _int("length", length, 1, 255 * 32)
+        checked_salt = None if salt is None else check_bytes("salt", salt)
+        checked_info = check_bytes("info", info)
+        length = check_int("length", length, 1, 255 * 32)
         return call_once(
             self._pool, "crypto", "hkdf", (material, checked_salt, checked_info, length), options
         )
@@ -511,344 +476,13 @@ def _fail_with(error: BaseException) -> Callable[[Job[Any]], Any]:
     return driver
 
 
-# ---------------------------------------------------------------- the file jobs (drivers)
 def _chunks_per_call(chunks: int, chunk_size: int, workers: int) -> int:
+    """How many chunks one channel call of a file job takes (``_crypto_jobs`` asks): about
+    four calls per worker, within ``CALL_BYTES_MIN`` and ``CALL_BYTES_MAX``, at least one.
+
+    It reads the bounds from this module when a job runs, so they stay the bridge's knobs
+    (tests shrink them to run small inputs as many ranges)."""
     most = max(1, CALL_BYTES_MAX // chunk_size)
     least = max(1, CALL_BYTES_MIN // chunk_size)
     spread = -(-chunks // (4 * max(1, workers)))
     return max(1, min(most, max(least, spread)))
-
-
-#: One channel call of a file job: the operation's leading arguments, where its input
-#: starts in the source and how long it is, and where its output goes in the destination.
-_Range: TypeAlias = tuple[tuple[Any, ...], int, int, int]
-
-
-def _seal_job(
-    job: Job[Any],
-    *,
-    key: bytes,
-    file_nonce: bytes,
-    aad: bytes,
-    chunk_size: int,
-    source: memoryview | str,
-    size: int,
-    output: str | None,
-) -> bytes | FileResult:
-    """Seal every range of chunks on the workers; the header is written here."""
-    header = encode_header(chunk_size, file_nonce)
-    subkey = derive_subkey(key, header)
-    chunks = chunk_count(size, chunk_size)
-    per = _chunks_per_call(chunks, chunk_size, job.pool.size)
-    stride = chunk_size + TAG_SIZE
-
-    def ranges() -> Iterator[_Range]:
-        for first in range(0, chunks, per):
-            count = min(per, chunks - first)
-            start = first * chunk_size
-            n = min(count * chunk_size, size - start)
-            final = first + count == chunks
-            args = (subkey, aad, chunk_size, first, count, final, n)
-            yield args, start, n, HEADER_SIZE + first * stride
-
-    out_size = ciphertext_size(size, chunk_size)
-    return _run_ranges(job, "seal_range", ranges(), source, size, output, out_size, header)
-
-
-def _open_job(
-    job: Job[Any],
-    *,
-    key: bytes,
-    aad: bytes,
-    source: memoryview | str,
-    size: int,
-    output: str | None,
-) -> bytes | FileResult:
-    """Parse the header and the layout here, then open every range of chunks on the
-    workers (FormatError / TruncationError / IntegrityError of the first bad chunk)."""
-    header = _read_header(source)
-    layout = layout_of(size, header)
-    subkey = derive_subkey(key, header.raw)
-    job.report(HEADER_SIZE)
-    chunks, chunk_size, stride = layout.chunks, layout.chunk_size, layout.stride
-    per = _chunks_per_call(chunks, chunk_size, job.pool.size)
-
-    def ranges() -> Iterator[_Range]:
-        for first in range(0, chunks, per):
-            count = min(per, chunks - first)
-            final = first + count == chunks
-            last_size = layout.last_size if final else stride
-            args = (subkey, aad, chunk_size, first, count, final, last_size)
-            yield args, layout.offset(first), (count - 1) * stride + last_size, first * chunk_size
-
-    out_size = layout.plaintext_size
-    return _run_ranges(job, "open_range", ranges(), source, size, output, out_size, b"")
-
-
-def _run_ranges(
-    job: Job[Any],
-    operation: str,
-    ranges: Iterator[_Range],
-    source: memoryview | str,
-    size: int,
-    output: str | None,
-    out_size: int,
-    header: bytes,
-) -> bytes | FileResult:
-    """Run one ``crypto.<operation>`` call per range, ``2 * pool.size`` in flight, in order.
-
-    To bytes: the results are joined behind ``header``, and only once every call succeeded.
-    To a file: every call writes its part of a preallocated temporary file itself, which
-    is renamed over ``output`` at the end and removed on any error, cancel or timeout (the
-    first failing range's error is raised, the calls still in flight are cancelled).
-    """
-
-    def calls(dest: str | None) -> Iterator[Callable[[], TaskHandle[Any]]]:
-        for args, start, length, dest_offset in ranges:
-            if isinstance(source, str):  # the worker reads its part of the file itself
-                src: memoryview | str = source
-                src_offset = start
-            else:  # the range's bytes (through shared memory when large)
-                src, src_offset = source[start : start + length], 0
-            call_args = (*args, src, src_offset, dest, dest_offset)  # the subkey is args[0]
-
-            def begin(call_args: tuple[Any, ...] = call_args, weight: int = length) -> Any:
-                return job.call("crypto", operation, *call_args, weight=weight)
-
-            yield begin
-
-    window = 2 * job.pool.size
-    if output is None:
-        return b"".join([header, *job.ordered(calls(None), window)])
-    with _TempOutput(output, out_size) as temp:
-        if header:
-            temp.write_at(header, 0)
-        for _ in job.ordered(calls(temp.path), window):
-            pass
-        if isinstance(source, str):
-            _check_unchanged(source, size)
-        temp.commit()
-    return FileResult(output, size, out_size)
-
-
-def _read_header(source: memoryview | str) -> Header:
-    if not isinstance(source, str):
-        return parse_header(source)
-    try:
-        with open(source, "rb") as file:
-            head = file.read(HEADER_SIZE)
-    except OSError as exc:
-        raise OperationError(f"cannot read {source}: {exc.strerror}") from None
-    return parse_header(head)
-
-
-def _check_unchanged(path: str, size: int) -> None:
-    """A file that changed size while it was being read was not read consistently."""
-    try:
-        now = os.stat(path).st_size
-    except OSError as exc:
-        raise OperationError(f"cannot stat {path}: {exc.strerror}") from None
-    if now != size:
-        raise OperationError(
-            f"{path} changed while being read (size {size} -> {now}); output discarded"
-        )
-
-
-@final
-class _TempOutput:
-    """The output's temporary file: ``<name>.<random>.wb-tmp`` beside it, created 0600 and
-    preallocated to its final size (so workers can ``pwrite`` their ranges and a full disk
-    fails at once); renamed over the output by ``commit``, removed otherwise."""
-
-    def __init__(self, output: str, size: int) -> None:
-        folder, name = os.path.split(output)
-        self.output = output
-        self.path = os.path.join(folder, f"{name}.{secrets.token_hex(6)}.wb-tmp")
-        self._committed = False
-        try:
-            self._fd: int | None = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
-            )
-        except OSError as exc:
-            raise OperationError(f"cannot create {self.path}: {exc.strerror}") from None
-        try:
-            _preallocate(self._fd, size)
-        except BaseException:
-            self._remove()
-            raise
-
-    def write_at(self, data: bytes, offset: int) -> None:
-        assert self._fd is not None
-        try:
-            os.pwrite(self._fd, data, offset)
-        except OSError as exc:
-            raise OperationError(f"cannot write {self.path}: {exc.strerror}") from None
-
-    def commit(self) -> None:
-        self._close()
-        try:
-            os.replace(self.path, self.output)
-        except OSError as exc:
-            raise OperationError(f"cannot rename to {self.output}: {exc.strerror}") from None
-        self._committed = True
-
-    def _close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def _remove(self) -> None:
-        self._close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-    def __enter__(self) -> _TempOutput:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self._committed:
-            self._remove()
-
-
-def _preallocate(fd: int, size: int) -> None:
-    """Give the file its final size, allocated where the file system can (writes into
-    allocated blocks are faster on ext4 and xfs, and ENOSPC comes now, not mid-way)."""
-    if size == 0:
-        return
-    try:
-        os.posix_fallocate(fd, 0, size)
-        return
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise OperationError(f"no room for the {size}-byte output: {exc.strerror}") from None
-        # EOPNOTSUPP, EINVAL: a file system without allocation; a sparse file works too.
-    except AttributeError:  # pragma: no cover - platforms without posix_fallocate
-        pass
-    try:
-        os.ftruncate(fd, size)
-    except OSError as exc:
-        raise OperationError(f"cannot size the output file: {exc.strerror}") from None
-
-
-# ---------------------------------------------------------------- argument checks
-def _data(name: str, value: object, limit: int | None) -> Data:
-    """``value`` checked as bytes-like: bytes and bytearray as they are (they pickle
-    without a copy of their own), a memoryview as a flat view of its bytes."""
-    if isinstance(value, bytes | bytearray):
-        size = len(value)
-    elif isinstance(value, memoryview):
-        if not value.c_contiguous:
-            raise ValidationError(f"{name} must be a contiguous buffer")
-        if value.format != "B" or value.ndim != 1:
-            value = value.cast("B")
-        size = value.nbytes
-    else:
-        raise ValidationError(
-            f"{name} must be bytes, bytearray or memoryview, got {type(value).__name__}"
-        )
-    if limit is not None and size > limit:
-        raise ValidationError(f"{name} must be at most {limit} bytes, got {size}")
-    return value
-
-
-def _bytes(name: str, value: object) -> bytes:
-    if not isinstance(value, bytes | bytearray):
-        raise ValidationError(f"{name} must be bytes, got {type(value).__name__}")
-    return bytes(value)
-
-
-def _key(value: object) -> bytes:
-    if not isinstance(value, bytes | bytearray):
-        raise ValidationError(f"key must be bytes, got {type(value).__name__}")
-    if len(value) != KEY_SIZE:
-        raise ValidationError(f"key must be {KEY_SIZE} bytes (AES-256), got {len(value)}")
-    return bytes(value)
-
-
-def _nonce(value: object) -> bytes:
-    if not isinstance(value, bytes | bytearray):
-        raise ValidationError(f"nonce must be bytes or None, got {type(value).__name__}")
-    if len(value) != NONCE_SIZE:
-        raise ValidationError(f"nonce must be {NONCE_SIZE} bytes, got {len(value)}")
-    return bytes(value)
-
-
-def _aad(value: object, limit: int) -> bytes:
-    if value is None:
-        return b""
-    if not isinstance(value, bytes | bytearray | memoryview):
-        raise ValidationError(f"aad must be bytes or None, got {type(value).__name__}")
-    view = _data("aad", value, limit)
-    return bytes(view)
-
-
-def _int(name: str, value: object, low: int, high: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{name} must be an int, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValidationError(f"{name} must be {bounds}, got {value}")
-    return value
-
-
-def _chunk_size(value: object) -> int:
-    return _int("chunk_size", value, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
-
-
-def _algorithm(value: object) -> str:
-    if not isinstance(value, str) or value not in HASH_ALGORITHMS:
-        raise ValidationError(
-            f"algorithm must be one of {', '.join(sorted(HASH_ALGORITHMS))}, got {value!r}"
-        )
-    return value
-
-
-def _path(name: str, value: object) -> str:
-    if not isinstance(value, str | os.PathLike):
-        raise ValidationError(
-            f"{name} must be a path (str or os.PathLike), got {type(value).__name__}"
-        )
-    path = os.fspath(value)
-    if not isinstance(path, str):
-        raise ValidationError(f"{name} must be a str path, got {type(path).__name__}")
-    if not path:
-        raise ValidationError(f"{name} must not be empty")
-    return os.path.abspath(path)
-
-
-def _input_file(name: str, value: object) -> tuple[str, int]:
-    path = _path(name, value)
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ValidationError(f"{name}: cannot open {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValidationError(f"{name}: {path} is not a regular file")
-    if not os.access(path, os.R_OK):
-        raise ValidationError(f"{name}: {path} is not readable")
-    return path, info.st_size
-
-
-def _source(value: object) -> tuple[memoryview | str, int]:
-    if isinstance(value, bytes | bytearray | memoryview):
-        view = memoryview(_data("data_or_path", value, None))  # sliced per range, no copies
-        return view, len(view)
-    if isinstance(value, str | os.PathLike):
-        return _input_file("data_or_path", value)
-    raise ValidationError(
-        f"data_or_path must be bytes, bytearray, memoryview or a path, got {type(value).__name__}"
-    )
-
-
-def _output(value: object) -> str:
-    path = _path("output", value)
-    if os.path.isdir(path):
-        raise ValidationError(f"output: {path} is a directory")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise ValidationError(f"output: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValidationError(f"output: folder {folder} is not writable")
-    return path
