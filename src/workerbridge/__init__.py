@@ -32,6 +32,9 @@ if TYPE_CHECKING:
         NetworkBridge as NetworkBridge,
         WorkerBridge as WorkerBridge,
     )
+    from ._channels._hashing import ManifestReport as ManifestReport
+    from ._channels._network import Response as Response
+    from ._channels._results import FileResult as FileResult
     from ._exceptions import (
         ChecksumMismatchError as ChecksumMismatchError,
         DeadlineExceededError as DeadlineExceededError,
@@ -59,9 +62,6 @@ if TYPE_CHECKING:
         WorkerBridgeError as WorkerBridgeError,
         WorkerCrashedError as WorkerCrashedError,
     )
-    from ._channels._hashing import ManifestReport as ManifestReport
-    from ._channels._network import Response as Response
-    from ._channels._results import FileResult as FileResult
     from ._pool import (
         MapIterator as MapIterator,
         Percentiles as Percentiles,
