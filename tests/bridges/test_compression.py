@@ -15,7 +15,6 @@ import itertools
 import lzma
 import os
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,7 +29,6 @@ from workerbridge import (
     TaskHandle,
     ValidationError,
     WorkerBridge,
-    WorkerPool,
 )
 from workerbridge._channels._results import FileResult
 
@@ -94,18 +92,6 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.fixture(params=["process", "thread", "inline"])
-def fresh_bridge(request: pytest.FixtureRequest) -> Iterator[WorkerBridge]:
-    """A bridge over a pool of its own, for tests that move 256 KiB or more through shared
-    memory (a pool keeps those blocks for reuse until it is closed, which the leak check
-    would count against the module's pool). The other tests stay below that size."""
-    pool = WorkerPool(2, backend=request.param)
-    try:
-        yield WorkerBridge(pool=pool)
-    finally:
-        pool.terminate()
-
-
 # --------------------------------------------------------------------------- round trips
 SIZES = (0, 1, 100, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 5 * CHUNK + 12345)
 
@@ -130,9 +116,9 @@ def test_compress_round_trips_in_memory(bridge: WorkerBridge, fmt: str) -> None:
     assert _reference_decompress(fmt, packed) == data[::2]
 
 
-def test_large_data_in_memory(fresh_bridge: WorkerBridge) -> None:
+def test_large_data_in_memory(bridge: WorkerBridge) -> None:
     # Arguments and results through shared memory; several 1 MiB slices and pieces.
-    c = fresh_bridge.compression
+    c = bridge.compression
     data = _mixed(3 * MiB + 17)
     for fmt in FORMATS:
         packed = _result(c.compress(data, fmt, FAST.get(fmt)))
@@ -277,7 +263,7 @@ def test_progress_reaches_the_total(bridge: WorkerBridge, tmp_path: Path) -> Non
         )
         assert unpacked[-1].current == unpacked[-1].total == out.stat().st_size
     seen = []
-    data = data[: 200 * KiB]  # below the shared-memory threshold (see fresh_bridge)
+    data = data[: 200 * KiB]  # below the shared-memory threshold (see bridge)
     packed = _result(c.compress(data, "gzip", on_progress=seen.append))
     assert seen[-1].current == seen[-1].total
     seen = []

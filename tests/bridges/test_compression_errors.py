@@ -50,18 +50,6 @@ from .test_compression import (
 )
 
 
-@pytest.fixture(params=["process", "thread", "inline"])
-def fresh_bridge(request: pytest.FixtureRequest) -> Iterator[WorkerBridge]:
-    """A bridge over a pool of its own, for tests that move 256 KiB or more through shared
-    memory (a pool keeps those blocks for reuse until it is closed, which the leak check
-    would count against the module's pool). The other tests stay below that size."""
-    pool = WorkerPool(2, backend=request.param)
-    try:
-        yield WorkerBridge(pool=pool)
-    finally:
-        pool.terminate()
-
-
 # --------------------------------------------------------------------------- bad data
 def _reference_compress(fmt: str, data: bytes) -> bytes:
     """Compress with the formats' own libraries (not the code under test)."""
@@ -179,8 +167,8 @@ def test_decompression_bomb_file_stops_at_max_output(
     assert _result(c.decompress(_result(c.compress(b"", fmt)), fmt, max_output=0)) == b""
 
 
-def test_decompression_bomb_in_memory_stops_at_max_output(fresh_bridge: WorkerBridge) -> None:
-    c = fresh_bridge.compression
+def test_decompression_bomb_in_memory_stops_at_max_output(bridge: WorkerBridge) -> None:
+    c = bridge.compression
     limit = 10 * MiB
     for fmt in FORMATS:
         with pytest.raises(OutputLimitError, match=f"max_output={limit}"):

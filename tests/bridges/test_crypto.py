@@ -11,7 +11,7 @@ import mmap
 import os
 import threading
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from workerbridge import (
     TaskHandle,
     ValidationError,
     WorkerBridge,
-    WorkerPool,
 )
 from workerbridge._bridge._crypto import CryptoBridge, _registry
 from workerbridge._channels._results import FileResult
@@ -59,24 +58,12 @@ def test_encrypt_decrypt_round_trip(bridge: WorkerBridge, size: int, aad: bytes 
     assert plain == data
 
 
-@pytest.fixture(params=["process", "thread", "inline"])
-def fresh_bridge(request: pytest.FixtureRequest) -> Iterator[WorkerBridge]:
-    """A bridge over a pool of its own, for tests that move 256 KiB or more through shared
-    memory: a pool keeps those blocks for reuse until it is closed, which the leak check
-    would count against a module-wide pool."""
-    pool = WorkerPool(2, backend=request.param)
-    try:
-        yield WorkerBridge(pool=pool)
-    finally:
-        pool.terminate()
-
-
-def test_large_data_through_shared_memory(fresh_bridge: WorkerBridge) -> None:
-    key = fresh_bridge.crypto.generate_key()
+def test_large_data_through_shared_memory(bridge: WorkerBridge) -> None:
+    key = bridge.crypto.generate_key()
     data = os.urandom(3 << 20)
-    sealed = result(fresh_bridge.crypto.encrypt(data, key, aad=b"big"))
+    sealed = result(bridge.crypto.encrypt(data, key, aad=b"big"))
     assert len(sealed) == 12 + len(data) + 16
-    assert result(fresh_bridge.crypto.decrypt(sealed, key, aad=b"big")) == data
+    assert result(bridge.crypto.decrypt(sealed, key, aad=b"big")) == data
 
 
 def test_aad_none_is_empty_aad(bridge: WorkerBridge) -> None:

@@ -10,7 +10,6 @@ import asyncio
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from workerbridge import (
     TaskTimeoutError,
     TruncationError,
     WorkerBridge,
-    WorkerPool,
     create_cancellation_token,
 )
 from workerbridge._bridge import _crypto as bridge_module
@@ -50,18 +48,6 @@ def small_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     memory) still run as many ranges in parallel."""
     monkeypatch.setattr(bridge_module, "CALL_BYTES_MIN", 64)
     monkeypatch.setattr(bridge_module, "CALL_BYTES_MAX", 512)
-
-
-@pytest.fixture(params=["process", "thread", "inline"])
-def fresh_bridge(request: pytest.FixtureRequest) -> Iterator[WorkerBridge]:
-    """A bridge over a pool of its own, for tests that move 256 KiB or more through shared
-    memory: a pool keeps those blocks for reuse until it is closed, which the leak check
-    would count against a module-wide pool."""
-    pool = WorkerPool(2, backend=request.param)
-    try:
-        yield WorkerBridge(pool=pool)
-    finally:
-        pool.terminate()
 
 
 # --------------------------------------------------------------------------- round trips
@@ -138,13 +124,13 @@ def test_large_file_to_file(bridge: WorkerBridge, tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
-def test_large_bytes_through_shared_memory(fresh_bridge: WorkerBridge) -> None:
-    key = fresh_bridge.crypto.generate_key()
+def test_large_bytes_through_shared_memory(bridge: WorkerBridge) -> None:
+    key = bridge.crypto.generate_key()
     data = os.urandom((6 << 20) + 11)
-    nonce = fresh_bridge.crypto.generate_nonce()
-    sealed = result(fresh_bridge.crypto.encrypt_file(memoryview(data), key, nonce))
+    nonce = bridge.crypto.generate_nonce()
+    sealed = result(bridge.crypto.encrypt_file(memoryview(data), key, nonce))
     assert sealed == fmt.seal_message(key, data, file_nonce=nonce)
-    assert result(fresh_bridge.crypto.decrypt_file(bytearray(sealed), key)) == data
+    assert result(bridge.crypto.decrypt_file(bytearray(sealed), key)) == data
 
 
 def test_output_replaces_existing_file_and_in_place(bridge: WorkerBridge, tmp_path: Path) -> None:
@@ -342,21 +328,21 @@ def test_truncated_file_is_refused(bridge: WorkerBridge, tmp_path: Path) -> None
         assert leftovers(tmp_path) == []
 
 
-def test_bytes_result_only_when_every_chunk_authenticates(fresh_bridge: WorkerBridge) -> None:
+def test_bytes_result_only_when_every_chunk_authenticates(bridge: WorkerBridge) -> None:
     """Bytes in, bytes out, several ranges through shared memory: a modified last chunk
     or a missing final chunk fails the whole handle; no part of the plaintext comes back."""
-    key = fresh_bridge.crypto.generate_key()
+    key = bridge.crypto.generate_key()
     data = os.urandom((3 << 20) + 1)
-    sealed = result(fresh_bridge.crypto.encrypt_file(data, key, chunk_size=64 << 10))
+    sealed = result(bridge.crypto.encrypt_file(data, key, chunk_size=64 << 10))
     stride = (64 << 10) + 16
     bad = bytearray(sealed)
     bad[-1] ^= 1
     with pytest.raises(IntegrityError, match="chunk 48") as info:
-        result(fresh_bridge.crypto.decrypt_file(bad, key))
+        result(bridge.crypto.decrypt_file(bad, key))
     assert type(info.value) is IntegrityError
     with pytest.raises(TruncationError):
-        result(fresh_bridge.crypto.decrypt_file(sealed[: 21 + 48 * stride], key))
-    assert result(fresh_bridge.crypto.decrypt_file(sealed, key)) == data
+        result(bridge.crypto.decrypt_file(sealed[: 21 + 48 * stride], key))
+    assert result(bridge.crypto.decrypt_file(sealed, key)) == data
 
 
 def test_wrong_key_aad_and_format(bridge: WorkerBridge, tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from workerbridge import (
     TaskTimeoutError,
     ValidationError,
     WorkerBridge,
-    WorkerPool,
 )
 from workerbridge._bridge._file import BATCH_BYTES, BATCH_FILES, _batches
 from workerbridge._channels._file import CHUNK
@@ -49,18 +48,6 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         path.write_bytes(os.urandom(size))
         paths[name] = path
     return paths
-
-
-@pytest.fixture(params=["process", "thread", "inline"])
-def fresh_bridge(request: pytest.FixtureRequest) -> Iterator[WorkerBridge]:
-    """A bridge over a pool of its own, for tests that move 256 KiB or more through shared
-    memory: the pool keeps those blocks for reuse until it is closed, which the leak check
-    would count against a module-wide pool."""
-    pool = WorkerPool(2, backend=request.param)
-    try:
-        yield WorkerBridge(pool=pool)
-    finally:
-        pool.terminate()
 
 
 def temps_in(folder: Path) -> list[str]:
@@ -103,13 +90,13 @@ def test_hash_file_matches_the_libraries(
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_hash_of_data_through_the_channel(fresh_bridge: WorkerBridge, algorithm: str) -> None:
+def test_hash_of_data_through_the_channel(bridge: WorkerBridge, algorithm: str) -> None:
     """The crypto bridge's ("file", "hash") contract: bytes-like data, large ones arriving
     through shared memory."""
     large = os.urandom(HASH_BUFFER + 777)
     cases: list[Any] = [b"", b"abc", bytearray(b"xyz"), memoryview(large), large]
     for data in cases:
-        digest = fresh_bridge.pool.call("file", "hash", data, algorithm).result(timeout=30)
+        digest = bridge.pool.call("file", "hash", data, algorithm).result(timeout=30)
         assert digest == reference(algorithm, bytes(data))
 
 
@@ -163,7 +150,7 @@ def test_cancel_of_a_long_hash_files_stops_it(bridge: WorkerBridge, tmp_path: Pa
 # ---------------------------------------------------------------------------- read
 
 
-def test_read_file_ranges_at_the_edges(fresh_bridge: WorkerBridge, tmp_path: Path) -> None:
+def test_read_file_ranges_at_the_edges(bridge: WorkerBridge, tmp_path: Path) -> None:
     data = os.urandom(CHUNK + 4096)  # more than one read step, and a shared-memory result
     path = tmp_path / "data"
     path.write_bytes(data)
@@ -181,16 +168,16 @@ def test_read_file_ranges_at_the_edges(fresh_bridge: WorkerBridge, tmp_path: Pat
         (100, CHUNK, data[100 : 100 + CHUNK]),
     ]
     for offset, length, expected in cases:
-        got = fresh_bridge.file.read_file(path, offset, length).result(timeout=30)
+        got = bridge.file.read_file(path, offset, length).result(timeout=30)
         assert type(got) is bytes
         assert got == expected, (offset, length)
 
 
-def test_read_file_progress_reaches_the_length(fresh_bridge: WorkerBridge, tmp_path: Path) -> None:
+def test_read_file_progress_reaches_the_length(bridge: WorkerBridge, tmp_path: Path) -> None:
     path = tmp_path / "data"
     path.write_bytes(os.urandom(CHUNK + 10))
     progress = Progress()
-    fresh_bridge.file.read_file(path, 3, CHUNK + 1, on_progress=progress).result(timeout=30)
+    bridge.file.read_file(path, 3, CHUNK + 1, on_progress=progress).result(timeout=30)
     assert progress.reached_total()
     assert progress.seen[-1].total == CHUNK + 1
 
@@ -212,7 +199,7 @@ def test_read_file_checks_its_range(bridge: WorkerBridge, tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------- write / copy
 
 
-def test_write_file_is_atomic_and_complete(fresh_bridge: WorkerBridge, tmp_path: Path) -> None:
+def test_write_file_is_atomic_and_complete(bridge: WorkerBridge, tmp_path: Path) -> None:
     small = os.urandom(1234)
     large = os.urandom(3 * CHUNK // 2)  # through shared memory, written in two steps
     cases: list[tuple[bytes | bytearray | memoryview, bytes]] = [
@@ -225,7 +212,7 @@ def test_write_file_is_atomic_and_complete(fresh_bridge: WorkerBridge, tmp_path:
     for i, (data, raw) in enumerate(cases):
         path = tmp_path / f"out{i}.bin"
         progress = Progress()
-        handle = fresh_bridge.file.write_file(path, data, on_progress=progress)
+        handle = bridge.file.write_file(path, data, on_progress=progress)
         assert handle.result(timeout=30) == FileResult(str(path), len(raw), len(raw))
         assert path.read_bytes() == raw
         assert progress.reached_total()
