@@ -405,7 +405,7 @@ def limits(params: Mapping[str, Any], have: set[str]) -> list[Limit]:
             256 * len(chunk),
         )
         out.append(
-            Limit("AES-256-GCM, 1 core", gcm / GiB, "GiB/s", "cryptography encrypt_into, 1 MiB")
+            Limit("AES-256-GCM, 1 core", gcm / GiB, "GiB/s", f"cryptography encrypt_into, {shown}")
         )
     except (ImportError, AttributeError):  # encrypt_into: cryptography >= 44
         pass
