@@ -86,3 +86,36 @@ def test_an_async_caller_sees_every_report_before_the_result(bridge: WorkerBridg
     assert result == 7
     assert seen[-1] == 3
     assert seen == sorted(seen)
+
+
+def test_cancel_from_a_progress_callback_on_the_driver_thread_waits_for_clean_up(
+    bridge: WorkerBridge,
+) -> None:
+    """Progress published by the driver is delivered on its own thread (no event loop), and
+    on the process and inline backends so are its calls' reports: a callback that cancels
+    from there must not resolve the handle before the driver's ``finally`` ran."""
+    done_at_cleanup: list[bool] = []
+    box: list[Job[None]] = []
+
+    reports: list[ProgressInfo] = []
+
+    def on_progress(info: ProgressInfo) -> None:
+        reports.append(info)
+        box[0].handle.cancel()
+
+    def driver(job: Job[None]) -> None:
+        try:
+            job.report(1)
+            job.report(1)  # after the cancel: not delivered
+            job.check()
+        finally:
+            done_at_cleanup.append(job.handle.done())
+
+    job = Job[None](bridge.pool, OperationOptions(on_progress, None, None), 2)
+    box.append(job)
+    handle = job.start(driver, "t")
+    with pytest.raises(TaskCancelledError):
+        handle.result(timeout=30)
+    assert handle.cancelled()
+    assert done_at_cleanup == [False]
+    assert len(reports) == 1

@@ -266,7 +266,12 @@ class Job(Generic[R]):
     def _cancel_from_handle(self, _handle: TaskHandle[Any]) -> bool:
         self._halt(TaskCancelledError("operation was cancelled", task_id=self.handle.id))
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is threading.current_thread():
+            # Cancelled from the driver's own thread (an on_progress callback there): the
+            # driver stops at its next check and ``_run`` resolves the handle after its
+            # ``finally``; resolving it now would come before that clean-up.
+            return True
+        if thread is not None:
             thread.join(_CLEANUP_WAIT_S)
         if not self.handle.done():  # the driver has not finished cleaning up in time
             assert self._stop is not None
@@ -309,8 +314,8 @@ class Job(Generic[R]):
     def _publish(self, units: float) -> None:
         callback = self._options.on_progress
         info = ProgressInfo(min(units, self._total), self._total)
-        if self.handle.done():
-            return
+        if self._stop is not None or self.handle.done():
+            return  # nothing is reported once the job was cancelled or timed out
         if callback is None:
             self.handle._report_progress(info, None)
             return
