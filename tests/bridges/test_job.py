@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from workerbridge import ProgressInfo, TaskCancelledError, TaskTimeoutError, WorkerBridge
+from workerbridge import (
+    ProgressInfo,
+    TaskCancelledError,
+    TaskHandle,
+    TaskTimeoutError,
+    WorkerBridge,
+)
 from workerbridge._bridge._job import Job, OperationOptions, start_job
 
 
@@ -119,3 +125,29 @@ def test_cancel_from_a_progress_callback_on_the_driver_thread_waits_for_clean_up
     assert handle.cancelled()
     assert done_at_cleanup == [False]
     assert len(reports) == 1
+
+
+def test_a_call_that_finishes_as_the_job_times_out_ends_in_task_timeout_error(
+    bridge: WorkerBridge,
+) -> None:
+    """``wait`` gives up on a call when the job's time runs out; if the call finishes just
+    then, the job still ends in ``TaskTimeoutError``, not the bare ``TimeoutError`` of the
+    wait that gave up."""
+
+    class FinishesAsTheWaitGivesUp(TaskHandle[int]):
+        def result(self, timeout: float | None = None) -> int:
+            try:
+                return super().result(timeout)
+            except TimeoutError:
+                self.set_result(1)  # between the wait's timeout and the job's look at it
+                raise
+
+    call = FinishesAsTheWaitGivesUp(1, lambda _h: False)
+
+    def driver(job: Job[int]) -> int:
+        result: int = job.wait(call)
+        return result
+
+    handle = start_job(bridge.pool, driver, OperationOptions(None, None, 0.05), total=1, name="t")
+    with pytest.raises(TaskTimeoutError):
+        handle.result(timeout=30)

@@ -190,10 +190,11 @@ class Job(Generic[R]):
             except TaskCancelledError:
                 self.check()  # the job's own cancel or timeout explains it
                 raise
-            except TimeoutError:
-                if handle.done():
+            except TimeoutError as exc:
+                if isinstance(exc, TaskTimeoutError):  # the call's own error
                     raise
-                # The job's time ran out while waiting: check() raises.
+                # The job's time ran out while waiting (the call may have finished just
+                # after): check() raises TaskTimeoutError, never this bare TimeoutError.
 
     def ordered(self, calls: Iterable[Callable[[], TaskHandle[Any]]], window: int) -> Iterator[Any]:
         """Start the ``calls`` (zero-argument functions that each start one call) with at
