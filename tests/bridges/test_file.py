@@ -314,8 +314,19 @@ def test_timeout_leaves_no_temporary(bridge: WorkerBridge, memory_dir: Path) -> 
     source = sparse(memory_dir / "sparse", long_size(bridge))
     out = memory_dir / "out"
     handle = bridge.file.copy_file(source, out, timeout=0.02)
-    with pytest.raises(TaskTimeoutError):
-        handle.result(timeout=30)
+    if bridge.pool.backend == "inline":
+        # The copy is one call, which inline runs to its end inside the job: it may finish
+        # in time. Either way the outcome is whole: a copy, or a timeout and nothing.
+        try:
+            result = handle.result(timeout=30)
+        except TaskTimeoutError:
+            pass
+        else:
+            assert result.bytes_out == out.stat().st_size == source.stat().st_size
+            out.unlink()
+    else:
+        with pytest.raises(TaskTimeoutError):
+            handle.result(timeout=30)
     assert temps_in(memory_dir) == []
     assert not out.exists()
 

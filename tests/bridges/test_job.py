@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -153,3 +154,26 @@ def test_a_call_that_finishes_as_the_job_times_out_ends_in_task_timeout_error(
     handle = start_job(bridge.pool, driver, OperationOptions(None, None, 0.05), total=1, name="t")
     with pytest.raises(TaskTimeoutError):
         handle.result(timeout=30)
+
+
+def test_a_timeout_that_passes_after_the_driver_finished_does_not_fail_it(
+    bridge: WorkerBridge,
+) -> None:
+    """Past its last check the driver may have committed its output (renamed the file):
+    a timeout noticed only then must not turn that into ``TaskTimeoutError``, which
+    promises that no output was left."""
+    committed = threading.Event()
+
+    def driver(job: Job[int]) -> int:
+        job.check()
+        committed.set()  # what a driver does last: os.replace of its output
+        deadline = job._expires
+        assert deadline is not None
+        pause = threading.Event()
+        while time.monotonic() < deadline:  # the job's time runs out, unnoticed by the job
+            pause.wait(0.005)
+        return 7
+
+    handle = start_job(bridge.pool, driver, OperationOptions(None, None, 0.05), total=1, name="t")
+    assert handle.result(timeout=30) == 7
+    assert committed.is_set()

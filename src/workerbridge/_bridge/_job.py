@@ -248,7 +248,12 @@ class Job(Generic[R]):
     def _run(self, driver: Callable[[Job[R]], R]) -> None:
         try:
             result = driver(self)
-            self.check()  # a cancel that came while the driver was finishing wins
+            # A cancel that came while the driver was finishing wins. A timeout that passed
+            # after its last check does not: the driver may have committed its output, and
+            # TaskTimeoutError promises that nothing was left behind.
+            stop = self._stop
+            if stop is not None:
+                raise stop
         except BaseException as exc:
             error = self._stop if self._stop is not None else exc
             if not self.handle.done():
