@@ -177,3 +177,33 @@ def test_a_timeout_that_passes_after_the_driver_finished_does_not_fail_it(
     handle = start_job(bridge.pool, driver, OperationOptions(None, None, 0.05), total=1, name="t")
     assert handle.result(timeout=30) == 7
     assert committed.is_set()
+
+
+def test_cancel_that_loses_to_the_result_returns_false(bridge: WorkerBridge) -> None:
+    """A cancel that comes after the driver's last stop check, while the job is setting
+    its result, cannot cancel it: ``cancel()`` must then say False, as for a task."""
+    job = Job[int](bridge.pool, OperationOptions(None, None, None), 1)
+    returned: list[bool] = []
+    halted = threading.Event()
+    cancellers: list[threading.Thread] = []
+    cancel_calls = job._cancel_calls
+
+    def cancel_in_between() -> None:
+        # Runs in _run's finally, after the stop check and before the result is set: a
+        # cancel from another thread lands right there.
+        if threading.current_thread() is job._thread and not returned:
+            canceller = threading.Thread(target=lambda: returned.append(job.handle.cancel()))
+            cancellers.append(canceller)
+            canceller.start()
+            while job._stop is None:
+                halted.wait(0.001)
+            cancel_calls()
+            job._cancel_calls = cancel_calls  # type: ignore[method-assign]
+            return
+        cancel_calls()
+
+    job._cancel_calls = cancel_in_between  # type: ignore[method-assign]
+    handle = job.start(lambda _job: 7, "t")
+    assert handle.result(timeout=30) == 7
+    cancellers[0].join(30)
+    assert returned == [handle.cancelled()] == [False]

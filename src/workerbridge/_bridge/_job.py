@@ -282,7 +282,8 @@ class Job(Generic[R]):
         if not self.handle.done():  # the driver has not finished cleaning up in time
             assert self._stop is not None
             self.handle.set_exception(self._stop)
-        return True
+        # False when the driver set its result after its last stop check, before the halt.
+        return self.handle.cancelled()
 
     def _expire(self) -> None:
         assert self._options.timeout is not None
