@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
@@ -207,3 +208,20 @@ def test_cancel_that_loses_to_the_result_returns_false(bridge: WorkerBridge) -> 
     assert handle.result(timeout=30) == 7
     cancellers[0].join(30)
     assert returned == [handle.cancelled()] == [False]
+
+
+def test_a_signal_that_fired_before_the_start_does_not_run_the_driver(
+    bridge: WorkerBridge,
+) -> None:
+    """The handle is cancelled as the signal is linked; a driver started after that would
+    make its temporary output while the caller already holds the cancelled handle."""
+    fired: Future[None] = Future()
+    fired.set_result(None)
+    ran: list[bool] = []
+    job = Job[None](bridge.pool, OperationOptions(None, fired, None), 1)
+    handle = job.start(lambda j: ran.append(j.handle.done()), "t")
+    with pytest.raises(TaskCancelledError):
+        handle.result(timeout=30)
+    if job._thread is not None:
+        job._thread.join(30)
+    assert ran == []

@@ -239,6 +239,8 @@ class Job(Generic[R]):
             to_abort = getattr(signal, "to_abort_signal", None)
             source: Any = to_abort() if to_abort is not None else signal
             source.add_done_callback(lambda _s: self.handle.cancel())
+            if self.handle.done():  # the signal had fired: cancelled before anything began
+                return self.handle
         self._thread = threading.Thread(
             target=self._run, args=(driver,), name=f"workerbridge-{name}", daemon=True
         )
