@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,3 +227,31 @@ def test_a_signal_that_fired_before_the_start_does_not_run_the_driver(
     if job._thread is not None:
         job._thread.join(30)
     assert ran == []
+
+
+def test_cancel_from_on_progress_on_the_pool_io_thread_waits_for_clean_up(
+    process_bridge: WorkerBridge, tmp_path: Path
+) -> None:
+    """On the process backend a call's progress may be delivered by the pool's I/O thread,
+    which the driver needs to see its calls end: a cancel from ``on_progress`` there used
+    to wait for the driver (which waited for that thread) until the 5 s clean-up wait ran
+    out, then resolve the handle with the temporary output still on disk. Which thread
+    delivers a report varies, so the round is repeated."""
+    source = tmp_path / "in"
+    with open(source, "wb") as file:
+        file.truncate(64 << 20)
+    key = process_bridge.crypto.generate_key()
+    for round_ in range(6):
+        out = tmp_path / f"out{round_}"
+        box: list[TaskHandle[Any]] = []
+
+        def on_progress(_info: ProgressInfo, box: list[TaskHandle[Any]] = box) -> None:
+            box[0].cancel()
+
+        handle = process_bridge.crypto.encrypt_file(
+            source, key, output=out, on_progress=on_progress
+        )
+        box.append(handle)
+        with pytest.raises(TaskCancelledError):
+            handle.result(timeout=30)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

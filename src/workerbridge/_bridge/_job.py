@@ -44,6 +44,8 @@ ProgressCallback = Callable[[ProgressInfo], object]
 _job_ids = itertools.count(-1, -1)
 #: Seconds ``cancel()`` waits for a job's driver to clean up before it returns anyway.
 _CLEANUP_WAIT_S = 5.0
+#: ``.job``: the job whose ``on_progress`` this thread is running, if any.
+_delivering = threading.local()
 
 
 @final
@@ -274,10 +276,12 @@ class Job(Generic[R]):
     def _cancel_from_handle(self, _handle: TaskHandle[Any]) -> bool:
         self._halt(TaskCancelledError("operation was cancelled", task_id=self.handle.id))
         thread = self._thread
-        if thread is threading.current_thread():
-            # Cancelled from the driver's own thread (an on_progress callback there): the
-            # driver stops at its next check and ``_run`` resolves the handle after its
-            # ``finally``; resolving it now would come before that clean-up.
+        if thread is threading.current_thread() or getattr(_delivering, "job", None) is self:
+            # Cancelled from the driver's own thread or from this job's on_progress (which
+            # the pool's I/O thread may run, the thread the driver needs to see its calls
+            # end: waiting here would stall both). The driver stops at its next check and
+            # ``_run`` resolves the handle after its ``finally``; resolving it now would
+            # come before that clean-up.
             return True
         if thread is not None:
             thread.join(_CLEANUP_WAIT_S)
@@ -335,7 +339,12 @@ class Job(Generic[R]):
             except RuntimeError:  # the loop closed in between
                 pass
         else:
-            self.handle._report_progress(info, callback)
+            previous = getattr(_delivering, "job", None)
+            _delivering.job = self
+            try:
+                self.handle._report_progress(info, callback)
+            finally:
+                _delivering.job = previous
 
     def _deliver_on_loop(self, info: ProgressInfo, callback: ProgressCallback) -> None:
         # Reports reach the loop after the job may have finished on its thread; the awaiting
