@@ -117,6 +117,7 @@ class Job(Generic[R]):
         self._options = options
         self._total = float(total) if total > 0 else 1.0
         self._lock = threading.Lock()
+        self._resolving = threading.Lock()  # held only while the handle is being resolved
         self._calls: dict[int, TaskHandle[Any]] = {}
         self._keys = itertools.count()
         self._done_units = 0.0  # finished calls' weights plus what the driver reported
@@ -259,9 +260,7 @@ class Job(Generic[R]):
             if stop is not None:
                 raise stop
         except BaseException as exc:
-            error = self._stop if self._stop is not None else exc
-            if not self.handle.done():
-                self.handle.set_exception(error)
+            self._resolve(error=self._stop if self._stop is not None else exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -270,7 +269,18 @@ class Job(Generic[R]):
         if not self.handle.done():
             if self._options.on_progress is not None:
                 self._publish(self._total)
-            self.handle.set_result(result)
+            self._resolve(result=result)
+
+    def _resolve(self, *, result: Any = None, error: BaseException | None = None) -> None:
+        # The driver's thread and a cancel() whose clean-up wait ran out may both try to
+        # resolve the handle; the first one wins, the other leaves it as it is.
+        with self._resolving:
+            if self.handle.done():
+                return
+            if error is not None:
+                self.handle.set_exception(error)
+            else:
+                self.handle.set_result(result)
 
     # ------------------------------------------------------------ stopping
     def _cancel_from_handle(self, _handle: TaskHandle[Any]) -> bool:
@@ -287,7 +297,7 @@ class Job(Generic[R]):
             thread.join(_CLEANUP_WAIT_S)
         if not self.handle.done():  # the driver has not finished cleaning up in time
             assert self._stop is not None
-            self.handle.set_exception(self._stop)
+            self._resolve(error=self._stop)
         # False when the driver set its result after its last stop check, before the halt.
         return self.handle.cancelled()
 
