@@ -13,6 +13,7 @@ from typing import TypeAlias
 
 from .._channels._aead_stream import KEY_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, NONCE_SIZE
 from .._exceptions import ValidationError
+from ._paths import absolute_path
 
 __all__ = [
     "HASH_ALGORITHMS",
@@ -110,21 +111,8 @@ def check_algorithm(value: object) -> str:
     return value
 
 
-def _path(name: str, value: object) -> str:
-    if not isinstance(value, str | os.PathLike):
-        raise ValidationError(
-            f"{name} must be a path (str or os.PathLike), got {type(value).__name__}"
-        )
-    path = os.fspath(value)
-    if not isinstance(path, str):
-        raise ValidationError(f"{name} must be a str path, got {type(path).__name__}")
-    if not path:
-        raise ValidationError(f"{name} must not be empty")
-    return os.path.abspath(path)
-
-
 def check_input_file(name: str, value: object) -> tuple[str, int]:
-    path = _path(name, value)
+    path = absolute_path(name, value)
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -148,7 +136,7 @@ def check_source(value: object) -> tuple[memoryview | str, int]:
 
 
 def check_output(value: object) -> str:
-    path = _path("output", value)
+    path = absolute_path("output", value)
     if os.path.isdir(path):
         raise ValidationError(f"output: {path} is a directory")
     folder = os.path.dirname(path)

@@ -22,6 +22,7 @@ from .._channels._results import FileResult
 from .._exceptions import ValidationError
 from .._pool import ProgressInfo, TaskHandle, WorkerPool
 from ._job import OperationOptions, call_once
+from ._paths import absolute_path
 
 __all__ = ["NetworkBridge"]
 
@@ -305,20 +306,8 @@ def _check_sha256(sha256: object) -> str | None:
     return sha256.lower()
 
 
-def _fspath(name: str, path: object) -> str:
-    if not isinstance(path, str | os.PathLike):
-        raise ValidationError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
-    value = os.fspath(path)
-    if not isinstance(value, str):
-        raise ValidationError(f"{name} must be a str path, got {type(value).__name__}")
-    if not value:
-        raise ValidationError(f"{name} must not be empty")
-    # Absolute: a worker's current folder is the one it started in, not the caller's.
-    return os.path.abspath(value)
-
-
 def _check_output_path(path: object) -> str:
-    value = _fspath("path", path)
+    value = absolute_path("path", path)
     if os.path.isdir(value):
         raise ValidationError(f"path is a folder: {value}")
     folder = os.path.dirname(value)
@@ -328,7 +317,7 @@ def _check_output_path(path: object) -> str:
 
 
 def _check_input_file(path: object) -> str:
-    value = _fspath("path_or_bytes", path)
+    value = absolute_path("path_or_bytes", path)
     if not os.path.isfile(value):
         raise ValidationError(f"path_or_bytes is not an existing file: {value}")
     return value
